@@ -1,8 +1,225 @@
-"""The command-line door into the pipeline."""
+"""The command-line door into the pipeline: every command here calls a stage; none re-implements one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+from audiencesync.config import Config, ConfigError, load_config
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Keep Meta Custom Audiences in step with your data.")
+audiences_app = typer.Typer(no_args_is_help=True, help="List or delete the Facebook audiences this project manages.")
+app.add_typer(audiences_app, name="audiences")
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.", envvar="AUDIENCESYNC_CONFIG")]
+DEFAULT_CONFIG = Path("audiencesync.yml")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False)],
+    )
+
+
+def _config(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def _progress(enabled: bool):
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+
+        def factory(name: str, total: int):
+            task = bar.add_task(name, total=max(total, 1))
+            return lambda n: bar.advance(task, n)
+
+        yield factory
+
+
+@app.command()
+def sync(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    audience: Annotated[
+        list[str] | None, typer.Option("--audience", "-a", help="Only this audience (repeatable).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and report; send nothing.")] = False,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Replace each audience whole (usersreplace).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Sync the configured audiences: send only what changed since the last run."""
+    from audiencesync.pipeline import sync as run_sync
+    from audiencesync.plan.planner import PlanError
+    from audiencesync.report import render
+
+    _setup_logging(verbose)
+    cfg = _config(config)
+    try:
+        with _progress(not as_json and sys.stderr.isatty()) as progress:
+            report = run_sync(cfg, audiences=audience, dry_run=dry_run, full_refresh=full_refresh, progress=progress)
+    except PlanError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        render(report, console)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """The Facebook audiences in the state, their members, and each audience's last run."""
+    from audiencesync.state import StateStore
+
+    cfg = _config(config)
+    with StateStore(cfg.state) as store:
+        table = Table("audience", "Facebook audience", "id", "kind", "members")
+        for fb in store.facebook_audiences():
+            table.add_row(fb.audience_key, fb.name, fb.fb_id, fb.kind, f"{store.member_count(fb.fb_id):,}")
+        console.print(table)
+        runs = Table("audience", "last run", "status", "note")
+        for r in store.last_runs():
+            rep = r["report"] or {}
+            note = rep.get("error") or "; ".join(
+                f"{f['name']}: {f['message']}" for f in rep.get("facebook", []) if f.get("message")
+            )
+            runs.add_row(r["audience_key"], str(r["finished_at"]), r["status"], note or "")
+        console.print(runs)
+        configured = {a.key for a in cfg.audiences}
+        for key in sorted({fb.audience_key for fb in store.facebook_audiences()} - configured):
+            console.print(
+                f"[yellow]{key}: no longer in the config; `audiencesync audiences delete {key}` "
+                "deletes its Facebook audiences[/yellow]"
+            )
+
+
+@audiences_app.command("list")
+def audiences_list(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Facebook audiences on the ad account, marking the ones this project manages."""
+    from audiencesync.load.graph import GraphClient, GraphError
+    from audiencesync.state import StateStore
+
+    cfg = _config(config)
+    with StateStore(cfg.state) as store, GraphClient(cfg.meta) as client:
+        ours = {fb.fb_id: fb for fb in store.facebook_audiences()}
+        table = Table("id", "name", "managed as", "approx. members")
+        try:
+            for ca in client.list_custom_audiences(["id", "name", "approximate_count_lower_bound"]):
+                fb = ours.get(str(ca["id"]))
+                table.add_row(
+                    str(ca["id"]),
+                    ca.get("name", ""),
+                    f"{fb.audience_key}/{fb.kind}" if fb else "-",
+                    str(ca.get("approximate_count_lower_bound", "")),
+                )
+        except GraphError as e:
+            err.print(f"[red]{e.explain()}[/red]")
+            raise typer.Exit(1) from None
+        console.print(table)
+
+
+@audiences_app.command("delete")
+def audiences_delete(
+    name: Annotated[str, typer.Argument(help="The audience's key or name.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete an audience's Facebook audiences (permanent: ads using them stop)."""
+    from audiencesync.config import snake_case
+    from audiencesync.load.audiences import delete_audience
+    from audiencesync.load.graph import GraphClient
+    from audiencesync.state import StateStore
+
+    cfg = _config(config)
+    with StateStore(cfg.state) as store, GraphClient(cfg.meta) as client:
+        keys = {fb.audience_key for fb in store.facebook_audiences()}
+        key = name if name in keys else snake_case(name)
+        if key not in keys:
+            match = [a.key for a in cfg.audiences if a.name == name]
+            key = match[0] if match else key
+        if key not in keys:
+            err.print(f"[red]no Facebook audiences recorded for {name!r}[/red]")
+            raise typer.Exit(1)
+        if any(a.key == key for a in cfg.audiences):
+            err.print(f"[yellow]{name!r} is still in the config: the next sync would create it again[/yellow]")
+        if not yes and not typer.confirm(f"Delete the Facebook audiences of {key!r}?"):
+            raise typer.Exit(1)
+        failed = False
+        for fb_name, fb_id, problem in delete_audience(client, store, key):
+            if problem:
+                failed = True
+                err.print(f"[red]{fb_name} ({fb_id}): {problem}[/red]")
+            else:
+                console.print(f"deleted {fb_name} ({fb_id})")
+        raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def run(config: ConfigOpt = DEFAULT_CONFIG, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run each audience on its `schedule` (a cron expression or an interval like 15m), until stopped."""
+    from audiencesync.schedule import run_forever
+
+    _setup_logging(verbose)
+    run_forever(_config(config), console)
+
+
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
+    token: Annotated[str, typer.Option(help="The access token the emulator accepts.")] = "emulator-token",
+    app_secret: Annotated[str | None, typer.Option(help="When set, appsecret_proof is required.")] = None,
+    state: Annotated[Path | None, typer.Option(help="Keep the emulator's audiences in this file.")] = None,
+) -> None:
+    """Run the local Graph API emulator (Custom Audiences and the Conversions API)."""
+    from audiencesync.emulator.server import serve
+
+    serve(host=host, port=port, token=token, app_secret=app_secret, state_path=str(state) if state else None)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its data, config and state.")] = Path(
+        "demo-output"
+    ),
+    customers: Annotated[int, typer.Option(help="How many sample customers.")] = 2000,
+) -> None:
+    """Sample data, the local emulator, a real sync, a change, a second sync, both reports."""
+    from audiencesync.demo import run_demo
+
+    raise typer.Exit(run_demo(workdir, customers, console))
 
 
 @app.command()
@@ -10,8 +227,9 @@ def version() -> None:
     """Print the installed version."""
     from audiencesync import __version__
 
-    typer.echo(__version__)
+    console.print(__version__)
 
 
 def main() -> None:
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
     app()

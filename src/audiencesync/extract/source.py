@@ -1,0 +1,81 @@
+"""Read an audience's members from its source, inside the pipeline's DuckDB connection.
+
+Running the user's query in the same engine that holds the state lets the planner find what
+changed with one join instead of pulling every row into Python.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+import pyarrow as pa
+
+from audiencesync.config import SourceSettings
+
+
+class SourceError(RuntimeError):
+    """The source could not be read; the message names the audience and the reason."""
+
+
+class QuerySource:
+    """A SQL query over DuckDB (in memory, reading CSV/Parquet/JSON files, or a database file)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, settings: SourceSettings, query: str):
+        self.con = con
+        self.query = query.strip().rstrip(";")
+        self.catalog = "memory"
+        if settings.path:
+            self.catalog = "src_" + re.sub(r"\W", "_", name)
+            attached = {r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
+            if self.catalog not in attached:
+                path = settings.path.replace("'", "''")
+                try:
+                    con.execute(f"ATTACH '{path}' AS {self.catalog} (READ_ONLY)")
+                except duckdb.Error as e:
+                    raise SourceError(f"source {name!r}: cannot open {settings.path}: {_first_line(e)}") from None
+
+    @contextmanager
+    def scope(self) -> Iterator[None]:
+        """Unqualified table names in the user's query resolve in the source's own database."""
+        self.con.execute(f"USE {self.catalog}")
+        try:
+            yield
+        finally:
+            self.con.execute("USE memory")
+
+    def columns(self) -> list[str]:
+        with self.scope():
+            try:
+                return [d[0] for d in self.con.execute(f"DESCRIBE {self.subquery()}").fetchall()]
+            except duckdb.Error as e:
+                raise SourceError(f"the query failed: {_first_line(e)}") from None
+
+    def subquery(self) -> str:
+        return f"({self.query})"
+
+    def execute(self, sql: str, params: list[object] | None = None) -> duckdb.DuckDBPyConnection:
+        with self.scope():
+            try:
+                return self.con.execute(sql, params or [])
+            except duckdb.Error as e:
+                raise SourceError(f"the query failed: {_first_line(e)}") from None
+
+    def batches(self, sql: str, rows_per_batch: int = 250_000) -> Iterator[pa.RecordBatch]:
+        with self.scope():
+            try:
+                reader = self.con.execute(sql).fetch_record_batch(rows_per_batch)
+            except duckdb.Error as e:
+                raise SourceError(f"the query failed: {_first_line(e)}") from None
+        yield from reader
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _first_line(e: Exception) -> str:
+    """DuckDB quotes offending values in its messages; those may be PII, so they are masked."""
+    return re.sub(r"'[^']*'", "'…'", str(e).splitlines()[0])[:300]

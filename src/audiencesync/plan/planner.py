@@ -1,0 +1,325 @@
+"""Compare the source with what Facebook holds (the state) and plan adds and removes.
+
+The expensive part of a sync is normalizing and hashing, so the planner first finds which members
+changed at all, by a 64-bit fingerprint of each raw source row joined against the fingerprints of
+the last successful run, all inside DuckDB. Only changed members are normalized and hashed; their
+new rows are diffed against the committed rows of each Facebook audience.
+
+Facebook holds a *set* of rows per audience, and two members may share a row (the same email), so
+adds are rows not yet on Facebook and removes are rows no remaining member still needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from audiencesync import matchkeys
+from audiencesync.config import AudienceSettings
+from audiencesync.extract.source import QuerySource, SourceError, quote_ident
+from audiencesync.plan.targets import IDENTITIES, VALUE_KEY, Target, targets
+from audiencesync.state.store import FacebookAudience, StateStore
+
+BATCH_ROWS = 10_000
+PLAN_VERSION = "1"
+
+
+@dataclass
+class TargetPlan:
+    """The work for one Facebook audience; its rows wait in temp tables `add_<i>`, `rem_<i>`."""
+
+    target: Target
+    index: int
+    existing: FacebookAudience | None
+    adds: int = 0
+    removes: int = 0
+    members: int = 0
+    rows_without_key: int = 0
+    problem: str | None = None
+
+    @property
+    def tables(self) -> tuple[str, str, str]:
+        i = self.index
+        return f"n_{i}", f"add_{i}", f"rem_{i}"
+
+
+@dataclass
+class Plan:
+    audience: AudienceSettings
+    full: bool
+    rows_read: int = 0
+    rows_without_pk: int = 0
+    members: int = 0
+    changed: int = 0
+    deleted: int = 0
+    normalized: int = 0
+    keys_found: Counter[str] = field(default_factory=Counter)
+    empty: Counter[str] = field(default_factory=Counter)
+    invalid: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    targets: list[TargetPlan] = field(default_factory=list)
+
+    @property
+    def nothing_to_send(self) -> bool:
+        return all(t.adds == 0 and t.removes == 0 for t in self.targets)
+
+
+class PlanError(RuntimeError):
+    """The audience cannot be planned (bad column, unreadable source); nothing was sent."""
+
+
+def config_fingerprint(audience: AudienceSettings) -> str:
+    """What, if changed, makes every member's rows worth recomputing."""
+    relevant = audience.model_dump(exclude={"name", "description", "schedule", "min_size"})
+    relevant["_versions"] = [PLAN_VERSION, matchkeys.VERSION]
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Planner:
+    def __init__(
+        self, store: StateStore, source: QuerySource, audience: AudienceSettings, *, rows_per_batch: int = 250_000
+    ):
+        self.store = store
+        self.con: duckdb.DuckDBPyConnection = store.con
+        self.source = source
+        self.audience = audience
+        self.rows_per_batch = rows_per_batch
+
+    def plan(self, *, full_refresh: bool = False) -> Plan:
+        a = self.audience
+        columns = self.source.columns()
+        mapping = self._mapping(columns)
+        tlist = targets(a, set(mapping))
+        if not tlist:
+            raise PlanError("the source has no column for any key this audience sends")
+        existing = {t.kind: self.store.facebook_audience(a.key, t.kind) for t in tlist}
+        for t in tlist:
+            self._check_lock(t, existing[t.kind])
+        cfp = config_fingerprint(a)
+        full = full_refresh or any(e is not None and e.replace_pending for e in existing.values())
+        if full or self.store.config_fp(a.key) != cfp or any(e is None for e in existing.values()):
+            self.store.reset_source_cache(a.key, cfp)
+        plan = Plan(audience=a, full=full)
+        self._stage_current(plan)
+        self._stage_changes(plan)
+        self._normalize_changed(plan, columns, mapping, tlist)
+        for i, t in enumerate(tlist):
+            tp = TargetPlan(target=t, index=i, existing=existing[t.kind])
+            self._diff(plan, tp)
+            plan.targets.append(tp)
+        return plan
+
+    # -- which columns feed which keys --------------------------------------------------------
+
+    def _overrides(self) -> dict[str, str]:
+        a = self.audience
+        cols = {k.upper(): v for k, v in a.columns.items()}
+        if a.external_id:
+            cols["EXTERN_ID"] = a.external_id
+        if a.value:
+            cols[VALUE_KEY] = a.value.column
+        return cols
+
+    def _mapping(self, columns: list[str]) -> dict[str, str]:
+        a = self.audience
+        overrides = self._overrides()
+        for key, col in overrides.items():
+            if col not in columns:
+                raise PlanError(f"columns.{key}: the query has no column {col!r}")
+        if a.primary_key and a.primary_key not in columns:
+            raise PlanError(f"primary_key: the query has no column {a.primary_key!r}")
+        empty = pa.table({c: pa.array([], pa.string()) for c in columns})
+        mapping = dict(matchkeys.match_table(empty, columns=_matchable(overrides)).mapping)
+        if not (a.external_id or "EXTERN_ID" in overrides):
+            mapping.pop("EXTERN_ID", None)
+        uid = overrides.get("UID") or next((c for c in columns if c.lower() in ("facebook_id", "fb_id", "fbid")), None)
+        if uid:
+            mapping["UID"] = uid
+        return mapping
+
+    def _check_lock(self, t: Target, fb: FacebookAudience | None) -> None:
+        if fb is None:
+            return
+        if fb.is_value_based != t.value_based:
+            raise PlanError(
+                f"{fb.name}: the Facebook audience {fb.fb_id} was created "
+                f"{'with' if fb.is_value_based else 'without'} values; Facebook cannot switch it. "
+                "Give the audience a new `key` to create a new one."
+            )
+        if (fb.schema_kind == "multi") != t.multi:
+            raise PlanError(f"{fb.name}: the Facebook audience {fb.fb_id} takes {fb.schema_kind}-key rows only")
+
+    # -- what changed since the last successful run -------------------------------------------
+
+    def _stage_current(self, plan: Plan) -> None:
+        pk = quote_ident(self.audience.primary_key) if self.audience.primary_key else "hash(*COLUMNS(*))"
+        self.source.execute(
+            f"CREATE OR REPLACE TEMP TABLE cur AS "
+            f"SELECT CAST({pk} AS VARCHAR) AS pk, hash(*COLUMNS(*)) AS raw_fp FROM {self.source.subquery()}"
+        )
+        plan.rows_read, plan.rows_without_pk = self.con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE pk IS NULL) FROM cur"
+        ).fetchone()
+        self.con.execute("DELETE FROM cur WHERE pk IS NULL")
+        plan.members = self.con.execute("SELECT count(DISTINCT pk) FROM cur").fetchone()[0]
+
+    def _stage_changes(self, plan: Plan) -> None:
+        key = self.audience.key
+        self.con.execute(
+            """CREATE OR REPLACE TEMP TABLE prev AS SELECT pk, raw_fp FROM st.source_rows WHERE audience_key = ?""",
+            [key],
+        )
+        self.con.execute(
+            """CREATE OR REPLACE TEMP TABLE changed AS
+               SELECT DISTINCT pk FROM (
+                   SELECT pk, raw_fp FROM cur EXCEPT SELECT pk, raw_fp FROM prev
+                   UNION ALL
+                   (SELECT pk, raw_fp FROM prev WHERE pk IN (SELECT pk FROM cur) EXCEPT SELECT pk, raw_fp FROM cur)
+               )"""
+        )
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE deleted AS SELECT DISTINCT pk FROM prev WHERE pk NOT IN (SELECT pk FROM cur)"
+        )
+        touched = {
+            "mirror": "changed UNION SELECT pk FROM deleted",
+            "upsert": "changed",
+            "delete": "changed UNION SELECT pk FROM deleted",
+        }[self.audience.mode]
+        if plan.full:
+            touched = "changed UNION SELECT pk FROM deleted"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE touched AS SELECT pk FROM {touched}")
+        plan.changed = self.con.execute("SELECT count(*) FROM changed").fetchone()[0]
+        plan.deleted = self.con.execute("SELECT count(*) FROM deleted").fetchone()[0]
+
+    # -- normalize and hash the changed members -----------------------------------------------
+
+    def _normalize_changed(self, plan: Plan, columns: list[str], mapping: dict[str, str], tlist: list[Target]) -> None:
+        a = self.audience
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE new_rows "
+            "(kind VARCHAR, pk VARCHAR, row_fp UBIGINT, schema VARCHAR, payload VARCHAR[])"
+        )
+        self.con.execute("CREATE OR REPLACE TEMP TABLE set_aside (kind VARCHAR, reason VARCHAR, n BIGINT)")
+        if plan.changed == 0:
+            return
+        pk = quote_ident(a.primary_key) if a.primary_key else "hash(*COLUMNS(*))"
+        needed = sorted(set(mapping.values()))
+        select = ", ".join(quote_ident(c) for c in needed)
+        sql = (
+            f"SELECT CAST({pk} AS VARCHAR) AS __pk, {select} FROM {self.source.subquery()} "
+            f"WHERE CAST({pk} AS VARCHAR) IN (SELECT pk FROM changed)"
+        )
+        overrides = _matchable({k: v for k, v in mapping.items() if k != "UID"})
+        for batch in self.source.batches(sql, self.rows_per_batch):
+            table = pa.Table.from_batches([batch])
+            result = matchkeys.match_table(
+                table.drop_columns(["__pk"]),
+                columns=overrides,
+                default_country=a.default_country,
+                allow_zero_value=bool(a.value and a.value.allow_zero),
+            )
+            plan.normalized += result.rows
+            plan.empty.update(result.empty)
+            for key, reasons in result.invalid.items():
+                plan.invalid[key].update(reasons)
+            keyed = result.table.append_column("__pk", table["__pk"].take(result.table["_row"]))
+            if "UID" in mapping:
+                keyed = keyed.append_column("UID", _facebook_ids(table[mapping["UID"]].take(result.table["_row"])))
+            for key in keyed.column_names:
+                if key not in ("_row", "__pk"):
+                    plan.keys_found[key] += keyed[key].length() - keyed[key].null_count
+            self._insert_rows(keyed, tlist)
+
+    def _insert_rows(self, keyed: pa.Table, tlist: list[Target]) -> None:
+        self.con.register("mt", keyed)
+        try:
+            present = set(keyed.column_names)
+            for t in tlist:
+                keys = [k for k in t.keys if k in present]
+                if not keys:
+                    continue
+                cells = ", ".join(f"coalesce(CAST({quote_ident(k)} AS VARCHAR), '')" for k in keys)
+                ident = " OR ".join(f"{quote_ident(k)} IS NOT NULL" for k in t.required_any if k in present) or "false"
+                value_ok = f"{VALUE_KEY} IS NOT NULL" if t.value_based and VALUE_KEY in present else "true"
+                schema = t.schema_text
+                self.con.execute(
+                    f"""INSERT INTO new_rows
+                        SELECT ?, __pk, hash(?, [{cells}]), ?, [{cells}] FROM mt WHERE ({ident}) AND {value_ok}""",
+                    [t.kind, schema, schema],
+                )
+                self.con.execute(
+                    f"""INSERT INTO set_aside
+                        SELECT ?, CASE WHEN NOT ({ident}) THEN 'no_usable_key' ELSE 'no_value' END, count(*)
+                        FROM mt WHERE NOT (({ident}) AND {value_ok}) GROUP BY ALL""",
+                    [t.kind],
+                )
+        finally:
+            self.con.unregister("mt")
+
+    # -- the diff against Facebook's committed rows -------------------------------------------
+
+    def _diff(self, plan: Plan, tp: TargetPlan) -> None:
+        n, add, rem = tp.tables
+        fb_id = tp.existing.fb_id if tp.existing else ""
+        mode = "mirror" if plan.full else self.audience.mode
+        c = self.con
+        c.execute(
+            f"CREATE OR REPLACE TEMP TABLE {n} AS "
+            "SELECT DISTINCT pk, row_fp, schema, payload FROM new_rows WHERE kind = ?",
+            [tp.target.kind],
+        )
+        tp.rows_without_key = c.execute(
+            "SELECT coalesce(sum(n), 0) FROM set_aside WHERE kind = ?", [tp.target.kind]
+        ).fetchone()[0]
+        if plan.full:
+            c.execute(f"CREATE OR REPLACE TEMP TABLE {add} AS {_batched(f'SELECT row_fp, schema, payload FROM {n}')}")
+            c.execute(f"CREATE OR REPLACE TEMP TABLE {rem} AS SELECT * FROM {add} LIMIT 0")
+        else:
+            on_fb = "SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb"
+            kept = "SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb AND pk NOT IN (SELECT pk FROM touched)"
+            adds = f"SELECT row_fp, schema, payload FROM {n} WHERE row_fp NOT IN ({on_fb})"
+            if mode == "delete":
+                adds += " AND false"
+            c.execute(f"CREATE OR REPLACE TEMP TABLE {add} AS {_batched(adds)}", {"fb": fb_id})
+            removes = (
+                f"SELECT row_fp, schema, payload FROM st.fb_rows WHERE fb_id = $fb AND pk IN (SELECT pk FROM touched) "
+                f"AND row_fp NOT IN (SELECT row_fp FROM {n}) AND row_fp NOT IN ({kept})"
+            )
+            c.execute(f"CREATE OR REPLACE TEMP TABLE {rem} AS {_batched(removes)}", {"fb": fb_id})
+        tp.adds = c.execute(f"SELECT count(*) FROM {add}").fetchone()[0]
+        tp.removes = c.execute(f"SELECT count(*) FROM {rem}").fetchone()[0]
+        tp.members = c.execute(
+            f"""SELECT count(DISTINCT row_fp) FROM (
+                    SELECT row_fp FROM {n}
+                    UNION ALL
+                    SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb AND pk NOT IN (SELECT pk FROM touched))""",
+            {"fb": fb_id},
+        ).fetchone()[0]
+
+
+def _batched(select: str) -> str:
+    """Group rows by schema, then number them into batches of at most BATCH_ROWS."""
+    return (
+        f"SELECT row_fp, schema, payload, "
+        f"(dense_rank() OVER (ORDER BY schema) - 1) * 100000000 + "
+        f"(row_number() OVER (PARTITION BY schema ORDER BY row_fp) - 1) // {BATCH_ROWS} AS batch "
+        f"FROM (SELECT row_fp, any_value(schema) AS schema, any_value(payload) AS payload "
+        f"FROM ({select}) GROUP BY row_fp) ORDER BY batch"
+    )
+
+
+def _matchable(overrides: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in overrides.items() if k in matchkeys.KEYS}
+
+
+def _facebook_ids(col: pa.ChunkedArray) -> pa.Array:
+    """App-scoped Facebook user ids are sent plain; anything but digits is not one."""
+    values = [None if v is None else str(v).strip() for v in col.to_pylist()]
+    return pa.array([v if v and v.isdigit() else None for v in values], pa.string())
+
+
+__all__ = ["IDENTITIES", "Plan", "PlanError", "Planner", "SourceError", "TargetPlan", "config_fingerprint"]

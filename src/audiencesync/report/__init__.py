@@ -1,0 +1,119 @@
+"""What a run did, per audience and per Facebook audience: counts and reasons, never raw values."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class FacebookReport:
+    kind: str
+    name: str
+    fb_id: str | None = None
+    status: str = "pending"
+    adds: int = 0
+    removes: int = 0
+    batches: int = 0
+    num_received: int = 0
+    num_invalid_entries: int = 0
+    members: int = 0
+    rows_without_key: int = 0
+    message: str | None = None
+
+
+@dataclass
+class AudienceReport:
+    key: str
+    name: str
+    status: str = "pending"
+    mode: str = "mirror"
+    full_refresh: bool = False
+    dry_run: bool = False
+    rows_read: int = 0
+    rows_without_primary_key: int = 0
+    members: int = 0
+    changed: int = 0
+    removed_from_source: int = 0
+    normalized: int = 0
+    keys_found: dict[str, int] = field(default_factory=dict)
+    empty: dict[str, int] = field(default_factory=dict)
+    invalid: dict[str, dict[str, int]] = field(default_factory=dict)
+    facebook: list[FacebookReport] = field(default_factory=list)
+    duration_s: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    audiences: list[AudienceReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(a.status in ("ok", "dry-run", "waiting") for a in self.audiences)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def render(report: RunReport, console: Console | None = None) -> None:
+    console = console or Console()
+    for a in report.audiences:
+        title = (
+            f"{a.name} [{a.status}]"
+            + (" (dry run)" if a.dry_run else "")
+            + (" (full refresh)" if a.full_refresh else "")
+        )
+        console.print(f"\n[bold]{title}[/bold]  mode={a.mode}  {a.duration_s:.2f}s")
+        if a.error:
+            console.print(f"  [red]{a.error}[/red]")
+        console.print(
+            f"  rows read {a.rows_read:,}  members {a.members:,}  changed {a.changed:,}  "
+            f"left the source {a.removed_from_source:,}  normalized {a.normalized:,}"
+            + (f"  without primary key {a.rows_without_primary_key:,}" if a.rows_without_primary_key else "")
+        )
+        if a.keys_found or a.invalid:
+            keys = Table("key", "found", "empty", "invalid", "reasons", box=None, padding=(0, 2))
+            for k in sorted(set(a.keys_found) | set(a.invalid) | set(a.empty)):
+                reasons = a.invalid.get(k, {})
+                keys.add_row(
+                    k,
+                    f"{a.keys_found.get(k, 0):,}",
+                    f"{a.empty.get(k, 0):,}",
+                    f"{sum(reasons.values()):,}",
+                    ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])),
+                )
+            console.print(keys)
+        fb = Table(
+            "Facebook audience",
+            "id",
+            "status",
+            "adds",
+            "removes",
+            "received",
+            "invalid",
+            "members",
+            "no key",
+            box=None,
+            padding=(0, 2),
+        )
+        for f in a.facebook:
+            fb.add_row(
+                f.name,
+                f.fb_id or "-",
+                f.status,
+                f"{f.adds:,}",
+                f"{f.removes:,}",
+                f"{f.num_received:,}",
+                f"{f.num_invalid_entries:,}",
+                f"{f.members:,}",
+                f"{f.rows_without_key:,}",
+            )
+        console.print(fb)
+        for f in a.facebook:
+            if f.message:
+                console.print(f"  {f.name}: {f.message}")

@@ -1,0 +1,196 @@
+"""The state store: what each Facebook audience holds, as acknowledged by Facebook.
+
+Holds hashes, Facebook ids, 64-bit fingerprints, run history and counts; never a raw identifier
+or a token. The pipeline opens an in-memory DuckDB connection and attaches this file as `st`, so
+the planner can join a source query against the committed state in one engine.
+
+Invariant the whole sync relies on: every row in `st.fb_rows` is on Facebook (it was acknowledged,
+or was already there); rows are inserted only after Facebook acknowledges their batch and deleted
+only after it acknowledges their removal. A crash anywhere leaves the invariant true, so a re-run
+converges.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+SCHEMA_VERSION = "1"
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS st.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS st.fb_audiences (
+    audience_key VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    fb_id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    schema_kind VARCHAR NOT NULL,
+    is_value_based BOOLEAN NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    replace_pending BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (audience_key, kind)
+);
+CREATE TABLE IF NOT EXISTS st.audience_state (
+    audience_key VARCHAR PRIMARY KEY,
+    config_fp VARCHAR NOT NULL,
+    last_success TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS st.source_rows (audience_key VARCHAR NOT NULL, pk VARCHAR NOT NULL, raw_fp UBIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS st.fb_rows (
+    fb_id VARCHAR NOT NULL, pk VARCHAR NOT NULL, row_fp UBIGINT NOT NULL,
+    schema VARCHAR NOT NULL, payload VARCHAR[] NOT NULL
+);
+CREATE TABLE IF NOT EXISTS st.runs (
+    run_id VARCHAR NOT NULL, audience_key VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP, status VARCHAR NOT NULL, report JSON
+);
+"""
+
+
+@dataclass(frozen=True)
+class FacebookAudience:
+    audience_key: str
+    kind: str
+    fb_id: str
+    name: str
+    schema_kind: str
+    is_value_based: bool
+    replace_pending: bool
+
+
+class StateStore:
+    """Owns the connection; the planner and uploader borrow `con` for their SQL."""
+
+    def __init__(self, path: str | os.PathLike[str], *, memory_limit: str = "1GB", threads: int | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(config={"memory_limit": memory_limit, **({"threads": threads} if threads else {})})
+        self.con.execute(f"ATTACH '{_sql_str(str(self.path))}' AS st")
+        self.con.execute(_DDL)
+        self._migrate()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        found = self.get_meta("schema_version")
+        if found is None:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+        elif found != SCHEMA_VERSION:
+            raise RuntimeError(f"state file {self.path} has schema {found}; this version needs {SCHEMA_VERSION}")
+        scheme = f"duckdb-hash:{duckdb.__version__}"
+        if self.get_meta("fp_scheme") not in (None, scheme):
+            self.con.execute("UPDATE st.fb_rows SET row_fp = hash(schema, payload)")
+            self.con.execute("DELETE FROM st.source_rows")
+        self.set_meta("fp_scheme", scheme)
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.con.execute("SELECT value FROM st.meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.con.execute("INSERT OR REPLACE INTO st.meta VALUES (?, ?)", [key, value])
+
+    # -- Facebook audiences -------------------------------------------------------------------
+
+    def facebook_audiences(self, audience_key: str | None = None) -> list[FacebookAudience]:
+        sql = (
+            "SELECT audience_key, kind, fb_id, name, schema_kind, is_value_based, replace_pending FROM st.fb_audiences"
+        )
+        rows = (
+            self.con.execute(sql + " WHERE audience_key = ? ORDER BY kind", [audience_key]).fetchall()
+            if audience_key
+            else self.con.execute(sql + " ORDER BY audience_key, kind").fetchall()
+        )
+        return [FacebookAudience(*r) for r in rows]
+
+    def facebook_audience(self, audience_key: str, kind: str) -> FacebookAudience | None:
+        found = [a for a in self.facebook_audiences(audience_key) if a.kind == kind]
+        return found[0] if found else None
+
+    def record_facebook_audience(
+        self, audience_key: str, kind: str, fb_id: str, name: str, schema_kind: str, is_value_based: bool
+    ) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO st.fb_audiences VALUES (?, ?, ?, ?, ?, ?, ?, false)",
+            [audience_key, kind, fb_id, name, schema_kind, is_value_based, _now()],
+        )
+
+    def set_replace_pending(self, audience_key: str, kind: str, pending: bool) -> None:
+        self.con.execute(
+            "UPDATE st.fb_audiences SET replace_pending = ? WHERE audience_key = ? AND kind = ?",
+            [pending, audience_key, kind],
+        )
+
+    def forget_audience(self, audience_key: str) -> None:
+        """After its Facebook audiences are deleted: nothing of it stays behind."""
+        self.con.execute("BEGIN")
+        self.con.execute(
+            "DELETE FROM st.fb_rows WHERE fb_id IN (SELECT fb_id FROM st.fb_audiences WHERE audience_key = ?)",
+            [audience_key],
+        )
+        for table in ("fb_audiences", "audience_state", "source_rows"):
+            self.con.execute(f"DELETE FROM st.{table} WHERE audience_key = ?", [audience_key])
+        self.con.execute("COMMIT")
+
+    def forget_facebook_audience(self, audience_key: str, kind: str) -> None:
+        fb = self.facebook_audience(audience_key, kind)
+        if fb:
+            self.con.execute("DELETE FROM st.fb_rows WHERE fb_id = ?", [fb.fb_id])
+            self.con.execute("DELETE FROM st.fb_audiences WHERE audience_key = ? AND kind = ?", [audience_key, kind])
+
+    def member_count(self, fb_id: str) -> int:
+        return self.con.execute("SELECT count(DISTINCT row_fp) FROM st.fb_rows WHERE fb_id = ?", [fb_id]).fetchone()[0]
+
+    # -- change detection cache ---------------------------------------------------------------
+
+    def config_fp(self, audience_key: str) -> str | None:
+        row = self.con.execute(
+            "SELECT config_fp FROM st.audience_state WHERE audience_key = ?", [audience_key]
+        ).fetchone()
+        return row[0] if row else None
+
+    def reset_source_cache(self, audience_key: str, config_fp: str) -> None:
+        """A changed config (or a full refresh) means every member is recomputed from its row."""
+        self.con.execute("DELETE FROM st.source_rows WHERE audience_key = ?", [audience_key])
+        self.con.execute("INSERT OR REPLACE INTO st.audience_state VALUES (?, ?, NULL)", [audience_key, config_fp])
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def record_run(
+        self, run_id: str, audience_key: str, started: datetime, status: str, report: dict[str, Any]
+    ) -> None:
+        self.con.execute(
+            "INSERT INTO st.runs VALUES (?, ?, ?, ?, ?, ?)",
+            [run_id, audience_key, started, _now(), status, json.dumps(report, default=str)],
+        )
+
+    def last_runs(self) -> list[dict[str, Any]]:
+        rows = self.con.execute(
+            """SELECT audience_key, arg_max(status, finished_at), max(finished_at), arg_max(report, finished_at)
+               FROM st.runs GROUP BY audience_key ORDER BY audience_key"""
+        ).fetchall()
+        return [
+            {"audience_key": k, "status": s, "finished_at": f, "report": json.loads(r) if r else None}
+            for k, s, f, r in rows
+        ]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _sql_str(s: str) -> str:
+    return s.replace("'", "''")

@@ -1,0 +1,135 @@
+"""The config file: the issue's example works as written; every error names the setting."""
+
+from pathlib import Path
+
+import pytest
+
+from audiencesync.config import ConfigError, load_config, parse_config, parse_duration, snake_case
+
+EXAMPLE = """
+meta:
+  graph_url: http://127.0.0.1:8787      # default https://graph.facebook.com
+  api_version: v25.0
+  access_token: ${META_ACCESS_TOKEN}
+  app_secret: ${META_APP_SECRET}        # optional; when set, every call carries appsecret_proof
+  app_id: "123456789"                   # needed only to forward Facebook IDs
+  ad_account_id: "1234567890"           # "act_" prefix optional
+state: .audiencesync/state.duckdb
+sources:
+  crm:
+    type: duckdb                        # the default engine; `path:` for a database file
+audiences:
+  - name: VIP customers
+    source: crm
+    query: select * from read_csv('data/customers.csv', all_varchar = true)
+    primary_key: customer_id
+    customer_file_source: USER_PROVIDED_ONLY
+    forward: [email, phone, mobile_ad_id]   # one Facebook audience per identity
+    multi_key: true                         # plus one audience with every key in each row
+    match_on_attributes: true               # FN, LN, FI, GEN, DOB*, CT, ST, ZIP, COUNTRY in multi-key rows
+    external_id: customer_id                # sent as EXTERN_ID in multi-key rows
+    default_country: US
+    mode: mirror                            # mirror | upsert | delete
+    min_size: 100
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "audiencesync.yml"
+    p.write_text(text)
+    return p
+
+
+def test_issue_example_loads_as_written(tmp_path):
+    cfg = load_config(write(tmp_path, EXAMPLE), env={"META_ACCESS_TOKEN": "tok-123"})
+    assert cfg.meta.access_token == "tok-123"
+    assert cfg.meta.app_secret is None  # optional and unset: left unset
+    assert cfg.meta.ad_account_id == "1234567890"
+    a = cfg.audiences[0]
+    assert a.key == "vip_customers"
+    assert a.forward == ["email", "phone", "mobile_ad_id"]
+    assert cfg.state == str(tmp_path / ".audiencesync/state.duckdb")
+
+
+def test_act_prefix_is_optional(tmp_path):
+    cfg = load_config(
+        write(tmp_path, EXAMPLE.replace('"1234567890"', '"act_1234567890"')), env={"META_ACCESS_TOKEN": "t"}
+    )
+    assert cfg.meta.ad_account_id == "1234567890"
+
+
+def test_unset_required_variable_names_setting_not_value(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, EXAMPLE), env={})
+    assert "meta.access_token" in str(e.value) and "META_ACCESS_TOKEN" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("mode: mirror", "mode: sideways"), "audiences[0] (VIP customers).mode"),
+        (("min_size: 100", "min_size: -1"), "audiences[0] (VIP customers).min_size"),
+        (("forward: [email, phone, mobile_ad_id]", "forward: [email, fax]"), "unknown identity 'fax'"),
+        (("source: crm", "source: warehouse"), "no source named 'warehouse'"),
+        (("api_version: v25.0", "api_version: 25"), "meta.api_version"),
+        (('ad_account_id: "1234567890"', 'ad_account_id: "abc"'), "meta.ad_account_id"),
+        (("customer_file_source: USER_PROVIDED_ONLY", "customer_file_source: MINE"), "customer_file_source"),
+        (("    default_country: US", "    default_contry: US"), "default_contry: unknown setting"),
+    ],
+)
+def test_bad_settings_are_named(tmp_path, change, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, EXAMPLE.replace(*change)), env={"META_ACCESS_TOKEN": "secret-token"})
+    assert expected in str(e.value)
+    assert "secret-token" not in str(e.value)
+
+
+def test_facebook_id_needs_app_id(tmp_path):
+    text = EXAMPLE.replace('  app_id: "123456789"                   # needed only to forward Facebook IDs\n', "")
+    text = text.replace("forward: [email, phone, mobile_ad_id]", "forward: [email, facebook_id]")
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text), env={"META_ACCESS_TOKEN": "t"})
+    assert "meta.app_id" in str(e.value)
+
+
+def test_duplicate_keys_rejected():
+    raw = {
+        "meta": {"access_token": "t", "ad_account_id": "1"},
+        "sources": {"s": {}},
+        "audiences": [
+            {
+                "name": "A b",
+                "source": "s",
+                "query": "select 1",
+                "customer_file_source": "USER_PROVIDED_ONLY",
+                "multi_key": True,
+            },
+            {
+                "name": "a-B",
+                "source": "s",
+                "query": "select 1",
+                "customer_file_source": "USER_PROVIDED_ONLY",
+                "multi_key": True,
+            },
+        ],
+    }
+    with pytest.raises(ConfigError, match="is used by another audience"):
+        parse_config(raw, env={})
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "meta: [unclosed"))
+
+
+def test_helpers():
+    assert snake_case("Ordered in the last 30 days") == "ordered_in_the_last_30_days"
+    assert parse_duration("2s") == 2 and parse_duration("3h") == 10800 and parse_duration("500ms") == 0.5
+    assert parse_duration("soon") is None
+
+
+def test_repr_hides_token():
+    cfg = parse_config({"meta": {"access_token": "very-secret", "ad_account_id": "1"}}, env={})
+    assert "very-secret" not in repr(cfg.meta) and "very-secret" not in repr(cfg) and "very-secret" not in str(cfg)
