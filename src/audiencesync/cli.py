@@ -233,3 +233,7 @@ def version() -> None:
 def main() -> None:
     os.environ.setdefault("PYTHONIOENCODING", "utf-8")
     app()
+
+
+if __name__ == "__main__":
+    main()

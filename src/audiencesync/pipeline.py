@@ -36,8 +36,13 @@ def sync(
     store: StateStore | None = None,
     progress: ProgressFactory | None = None,
     after_batch: Callable[[], None] | None = None,
+    include_stream: bool = False,
 ) -> RunReport:
-    """Sync the configured audiences (or the named ones) and return what happened."""
+    """Sync the configured audiences (or the named ones) and return what happened.
+
+    Stream audiences are synced by the stream flusher (`include_stream=True`), from the members
+    table it keeps in the state; the CLI's `sync` leaves them to it.
+    """
     selected = [a for a in config.audiences if not audiences or a.name in audiences or a.key in audiences]
     if audiences and not selected:
         raise PlanError(f"no audience named {audiences[0]!r} in the configuration")
@@ -49,7 +54,9 @@ def sync(
         for a in selected:
             src = config.sources.get(a.source, SourceSettings(type="stream"))
             if src.type == "stream":
-                continue
+                if not include_stream:
+                    continue
+                a, src = stream_source(a)
             report.audiences.append(
                 sync_audience(
                     config,
@@ -70,6 +77,17 @@ def sync(
         if own_store:
             store.close()
     return report
+
+
+STREAM_MEMBERS = "st.stream_members"
+
+
+def stream_source(a: AudienceSettings) -> tuple[AudienceSettings, SourceSettings]:
+    """A stream audience reads the members table the ingester keeps (hashed values only)."""
+    key = a.key.replace("'", "''")
+    query = f"SELECT * EXCLUDE (audience_key) FROM {STREAM_MEMBERS} WHERE audience_key = '{key}'"
+    update = {"query": query, "primary_key": "pk", "external_id": a.external_id or "external_id"}
+    return a.model_copy(update=update), SourceSettings(type="duckdb")
 
 
 def sync_audience(

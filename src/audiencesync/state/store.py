@@ -75,6 +75,14 @@ class StateStore:
         self.con.execute(_DDL)
         self._migrate()
 
+    @classmethod
+    def sharing(cls, other: StateStore) -> StateStore:
+        """Another handle on the same state for another thread (DuckDB cursors are per thread)."""
+        store = cls.__new__(cls)
+        store.path = other.path
+        store.con = other.con.cursor()
+        return store
+
     def close(self) -> None:
         self.con.close()
 
