@@ -83,7 +83,9 @@ def country(text: str, ctx: Context) -> str:
 
 
 def _ascii_letters(text: str) -> str:
-    return _NOT_A_TO_Z.sub("", anyascii(text).lower())
+    """Transliterate letters only: anyascii spells symbols out (`☺` → `:relaxed:`, `€` → `EUR`)."""
+    letters = "".join(ch for ch in text if unicodedata.category(ch)[0] in "LM")
+    return _NOT_A_TO_Z.sub("", anyascii(letters).lower())
 
 
 def city(text: str, ctx: Context) -> str:

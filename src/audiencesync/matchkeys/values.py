@@ -98,8 +98,17 @@ def to_text(value: object) -> str:
 
 
 def clean_text(value: object) -> str:
-    """NFC first, then trim: the order the contract fixes, so composed and decomposed input agree."""
-    return unicodedata.normalize("NFC", to_text(value)).strip()
+    """NFC first, then trim: the order the contract fixes, so composed and decomposed input agree.
+
+    Text that cannot be UTF-8 (lone surrogates) cannot be hashed the way Meta hashes, so it is invalid.
+    """
+    text = to_text(value)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Invalid(NOT_UTF8) from None
+    return unicodedata.normalize("NFC", text).strip()
 
 
 def is_prehashed(text: str) -> bool:
