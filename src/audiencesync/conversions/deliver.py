@@ -1,0 +1,197 @@
+"""Delivery: what Facebook has acknowledged (state), and sending one batch so that a bad event is isolated.
+
+Exactly-once effect from at-least-once delivery. Each event carries a deterministic `event_id`;
+an id is written to `st.conversion_events` only after Facebook acknowledges the batch holding it,
+and a run sends only ids not written there. A crash between Facebook's acknowledgement and the
+write means that batch is sent again on the next run, and Facebook drops the copies with its own
+offline de-duplication (same event name, time and order id, or the same customer information).
+
+The state holds event ids (hashes), event times and run ids: nothing personal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from audiencesync.conversions.settings import ConversionsSettings
+from audiencesync.load.graph import GraphClient, GraphError
+from audiencesync.state import StateStore
+
+log = logging.getLogger(__name__)
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS st.conversion_events (
+    dataset VARCHAR NOT NULL,
+    event_id VARCHAR NOT NULL,
+    event_time BIGINT NOT NULL,
+    run_id VARCHAR NOT NULL,
+    acknowledged_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS st.conversion_runs (
+    run_id VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP,
+    status VARCHAR NOT NULL,
+    report JSON
+);
+"""
+
+INVALID_EVENT_CODE = 100
+"""Facebook's code for an invalid parameter: with CAPI, one event failed validation (subcodes 2804xxx)."""
+
+
+class ConversionState:
+    """The acknowledged event ids of one dataset (test events live under their own key)."""
+
+    def __init__(self, store: StateStore, dataset: str):
+        self.con = store.con
+        self.dataset = dataset
+        self.con.execute(_DDL)
+        self.con.execute("CREATE OR REPLACE TEMP TABLE conv_seen (event_id VARCHAR)")
+
+    def forget_before(self, event_time: int) -> int:
+        """Ids of events too old for Facebook to take again can never be re-sent; they need no memory."""
+        n = self.con.execute(
+            "SELECT count(*) FROM st.conversion_events WHERE dataset = ? AND event_time < ?",
+            [self.dataset, event_time],
+        ).fetchone()[0]
+        if n:
+            self.con.execute(
+                "DELETE FROM st.conversion_events WHERE dataset = ? AND event_time < ?", [self.dataset, event_time]
+            )
+        return int(n)
+
+    def fresh(self, ids: list[str]) -> tuple[set[str], int, int]:
+        """Split ids into those to send, those acknowledged before, and those this run already took."""
+        if not ids:
+            return set(), 0, 0
+        self.con.register("conv_ids", pa.table({"event_id": pa.array(ids, pa.string())}))
+        try:
+            rows = self.con.execute(
+                """SELECT i.event_id,
+                          EXISTS (SELECT 1 FROM st.conversion_events c WHERE c.dataset = ? AND c.event_id = i.event_id),
+                          EXISTS (SELECT 1 FROM conv_seen s WHERE s.event_id = i.event_id)
+                   FROM conv_ids i""",
+                [self.dataset],
+            ).fetchall()
+            fresh = {eid for eid, acked, seen in rows if not acked and not seen}
+            acked = sum(1 for _, a, _ in rows if a)
+            seen = sum(1 for _, a, s in rows if s and not a)
+            if fresh:
+                self.con.register("conv_fresh", pa.table({"event_id": pa.array(sorted(fresh), pa.string())}))
+                self.con.execute("INSERT INTO conv_seen SELECT event_id FROM conv_fresh")
+                self.con.unregister("conv_fresh")
+            return fresh, acked, seen
+        finally:
+            self.con.unregister("conv_ids")
+
+    def record(self, events: Iterable[dict[str, Any]], run_id: str) -> None:
+        """Called only with events Facebook acknowledged."""
+        ids, times = [], []
+        for ev in events:
+            ids.append(ev["event_id"])
+            times.append(int(ev["event_time"]))
+        if not ids:
+            return
+        now = datetime.now(UTC).replace(tzinfo=None)
+        table = pa.table(
+            {
+                "event_id": pa.array(ids, pa.string()),
+                "event_time": pa.array(times, pa.int64()),
+            }
+        )
+        self.con.register("conv_ack", table)
+        try:
+            self.con.execute(
+                "INSERT INTO st.conversion_events SELECT ?, event_id, event_time, ?, ? FROM conv_ack",
+                [self.dataset, run_id, now],
+            )
+        finally:
+            self.con.unregister("conv_ack")
+
+    def acknowledged(self) -> int:
+        return int(
+            self.con.execute("SELECT count(*) FROM st.conversion_events WHERE dataset = ?", [self.dataset]).fetchone()[
+                0
+            ]
+        )
+
+    def start_run(self, run_id: str) -> None:
+        self.con.execute(
+            "INSERT INTO st.conversion_runs VALUES (?, ?, ?, NULL, 'running', NULL)",
+            [run_id, self.dataset, datetime.now(UTC).replace(tzinfo=None)],
+        )
+
+    def finish_run(self, run_id: str, status: str, report: dict[str, Any]) -> None:
+        self.con.execute(
+            "UPDATE st.conversion_runs SET finished_at = ?, status = ?, report = ? WHERE run_id = ?",
+            [datetime.now(UTC).replace(tzinfo=None), status, orjson.dumps(report, default=str).decode(), run_id],
+        )
+
+
+@dataclass
+class BatchOutcome:
+    """What became of one batch: acknowledged events, events Facebook refused alone, and a fatal error."""
+
+    acked: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    events_received: int = 0
+    requests: int = 0
+    error: GraphError | None = None
+
+
+class Sender:
+    """Sends batches with the shared Graph client (its retry policy and error texts)."""
+
+    def __init__(self, client: GraphClient, settings: ConversionsSettings):
+        self.client = client
+        self.settings = settings
+
+    def send(self, events: list[dict[str, Any]]) -> BatchOutcome:
+        out = BatchOutcome()
+        self._send(events, out)
+        return out
+
+    def _send(self, events: list[dict[str, Any]], out: BatchOutcome) -> None:
+        """Facebook refuses a whole batch for one invalid event; halving isolates it in log2(n) calls.
+
+        Local validation catches the known rules, so this runs only for rules Facebook adds or
+        enforces differently. Any other error is fatal for the run (the acknowledged part is kept).
+        """
+        if out.error is not None or not events:
+            return
+        out.requests += 1
+        try:
+            body = self.client.send_events(
+                self.settings.dataset_id,
+                events,
+                test_event_code=self.settings.test_event_code,
+                upload_tag=self.settings.upload_tag,
+            )
+        except GraphError as err:
+            if err.code != INVALID_EVENT_CODE or err.transient:
+                out.error = err
+                return
+            if len(events) == 1:
+                reason = f"facebook:{err.code}/{err.subcode}" if err.subcode else f"facebook:{err.code}"
+                log.warning("Facebook refused one event (%s): %s", reason, err.user_title or "invalid event")
+                out.refused.append((events[0], reason))
+                return
+            half = len(events) // 2
+            self._send(events[:half], out)
+            self._send(events[half:], out)
+            return
+        out.acked.extend(events)
+        out.events_received += int((body or {}).get("events_received") or 0)
+
+
+def batches(events: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    return [events[i : i + size] for i in range(0, len(events), size)]

@@ -1,0 +1,265 @@
+"""One input row to one Conversions API event: event name, time, `custom_data` and the event id.
+
+The mapping is mParticle's (seed 001), moved to the Conversions API: product actions become standard
+events, `contents` come from the products, `value` is the event's value or else the sum of price ×
+quantity, custom attributes ride along in `custom_data`. Match keys are built elsewhere
+(`userdata.py`), vectorized over a whole chunk.
+
+A row that cannot be mapped gives a reason code instead of an event; reasons are stable strings
+that go into counts and the rejects file, never the value that caused them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+
+import orjson
+import pycountry
+
+from audiencesync.conversions.settings import ConversionsSettings, action_key
+
+EVENT_FIELDS = ("event_time", "product_action", "order_id", "currency", "value", "products", "custom_attributes")
+"""Columns of the CSV layout that describe the event; every other column is a candidate match key."""
+
+NOT_IDENTITY = frozenset({*EVENT_FIELDS, "event_type", "_invalid"})
+
+STANDARD_CUSTOM_DATA = frozenset({"value", "currency", "contents", "content_type", "order_id"})
+"""Keys the mapping sets; a custom attribute of the same name does not override them."""
+
+_MS_THRESHOLD = 100_000_000_000
+"""A unix time above this is in milliseconds: in seconds it would be the year 5138."""
+
+
+class Skip(Exception):
+    """The row is not an event Facebook receives (an action with no Facebook event): counted, not rejected."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Reject(Exception):
+    """The row is an event but cannot be sent as it is: set aside in the rejects file with this reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EventMapper:
+    """Maps the event fields of one row; built once per run from the settings."""
+
+    def __init__(self, settings: ConversionsSettings):
+        self.settings = settings
+        self.names = settings.event_names
+
+    def event_name(self, row: Mapping[str, Any]) -> str:
+        if row.get("_invalid"):
+            raise Reject(str(row["_invalid"]))
+        action = row.get("product_action")
+        if _blank(action):
+            kind = row.get("event_type")
+            if not _blank(kind) and kind != "commerce_event":
+                raise Skip("not_a_commerce_event")
+            raise Skip("no_product_action")
+        key = action_key(action)
+        name = self.names.get(key)
+        if name is None:
+            raise Skip(f"action:{key}")
+        return name
+
+    def event(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The event without `user_data` and `event_id` (added once the chunk's keys are hashed)."""
+        name = self.event_name(row)
+        event: dict[str, Any] = {
+            "event_name": name,
+            "event_time": event_time(row.get("event_time")),
+            "action_source": self.settings.action_source,
+        }
+        event["custom_data"] = custom_data(row)
+        return event
+
+
+def event_time(value: Any) -> int:
+    """Unix seconds from ISO 8601 text, unix seconds (or milliseconds), or a datetime; naive is UTC."""
+    if _blank(value):
+        raise Reject("no_event_time")
+    if isinstance(value, dt.datetime):
+        stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return int(stamp.timestamp())
+    if isinstance(value, dt.date):
+        return int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp())
+    if isinstance(value, bool):
+        raise Reject("bad_event_time")
+    if isinstance(value, int | float):
+        return _unix(float(value))
+    text = str(value).strip()
+    try:
+        return _unix(float(text))
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise Reject("bad_event_time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return int(parsed.timestamp())
+
+
+def _unix(number: float) -> int:
+    if not math.isfinite(number) or number <= 0:
+        raise Reject("bad_event_time")
+    return int(number / 1000 if number > _MS_THRESHOLD else number)
+
+
+def custom_data(row: Mapping[str, Any]) -> dict[str, Any]:
+    """`custom_data`: custom attributes, then value, currency, contents and order id (those win)."""
+    data: dict[str, Any] = {}
+    for k, v in _json_object(row.get("custom_attributes")).items():
+        if k not in STANDARD_CUSTOM_DATA and v is not None:
+            data[str(k)] = v
+    products = _json_list(row.get("products"))
+    value = _number(row.get("value"), "bad_value")
+    if value is None:
+        value = _products_total(products)
+    if value is not None:
+        if value < 0:
+            raise Reject("negative_value")
+        data["value"] = float(value)
+    currency = _currency(row.get("currency"))
+    if currency:
+        data["currency"] = currency
+    contents = [c for c in (_content(p) for p in products) if c]
+    if contents:
+        data["contents"] = contents
+        data["content_type"] = "product"
+    if not _blank(row.get("order_id")):
+        data["order_id"] = _text(row["order_id"])
+    return data
+
+
+def _products_total(products: list[dict[str, Any]]) -> Decimal | None:
+    """Σ price × quantity; a product without a price adds nothing, no priced product gives no value."""
+    total: Decimal | None = None
+    for p in products:
+        price = _number(p.get("price"), "bad_products")
+        if price is None:
+            continue
+        quantity = _number(p.get("quantity"), "bad_products")
+        total = (total or Decimal(0)) + price * (Decimal(1) if quantity is None else quantity)
+    return total
+
+
+def _content(product: dict[str, Any]) -> dict[str, Any] | None:
+    """Meta needs `id` and `quantity` in each content; a product without an id is not one."""
+    pid = product.get("id", product.get("sku"))
+    if _blank(pid):
+        return None
+    quantity = _number(product.get("quantity"), "bad_products")
+    item: dict[str, Any] = {"id": _text(pid), "quantity": _plain_number(quantity if quantity is not None else 1)}
+    price = _number(product.get("price"), "bad_products")
+    if price is not None:
+        item["item_price"] = float(price)
+    for field in ("brand", "category"):
+        if not _blank(product.get(field)):
+            item[field] = _text(product[field])
+    return item
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    if _blank(value):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise Reject("bad_custom_attributes") from None
+    if not isinstance(value, dict):
+        raise Reject("bad_custom_attributes")
+    return value
+
+
+def _json_list(value: Any) -> list[dict[str, Any]]:
+    if _blank(value):
+        return []
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise Reject("bad_products") from None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(p, dict) for p in value):
+        raise Reject("bad_products")
+    return value
+
+
+def _number(value: Any, reason: str) -> Decimal | None:
+    if _blank(value):
+        return None
+    if isinstance(value, bool):
+        raise Reject(reason)
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise Reject(reason) from None
+    if not number.is_finite():
+        raise Reject(reason)
+    return number
+
+
+def _plain_number(number: Decimal | int) -> int | float:
+    return int(number) if number == int(number) else float(number)
+
+
+def _currency(value: Any) -> str | None:
+    if _blank(value):
+        return None
+    code = str(value).strip().upper()
+    if not _known_currency(code):
+        raise Reject("bad_currency")
+    return code
+
+
+@lru_cache(maxsize=512)
+def _known_currency(code: str) -> bool:
+    return len(code) == 3 and code.isalpha() and pycountry.currencies.get(alpha_3=code) is not None
+
+
+def _blank(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and not value.strip()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value == int(value):
+        return str(int(value))
+    return str(value).strip()
+
+
+def event_id(event: dict[str, Any]) -> str:
+    """A deterministic id, so a re-run recognises an event it already delivered.
+
+    With an order id it is Meta's own offline de-duplication key (event name, time, order id); without
+    one, Meta de-duplicates on the customer information, so the id covers `user_data` and
+    `custom_data`. Only hashes and ids go in, and the id is itself a hash.
+    """
+    cd = event.get("custom_data") or {}
+    order = cd.get("order_id")
+    if order:
+        basis = f"order|{event['event_name']}|{event['event_time']}|{order}".encode()
+    else:
+        basis = b"user|" + orjson.dumps(
+            [event["event_name"], event["event_time"], event.get("user_data"), cd], option=orjson.OPT_SORT_KEYS
+        )
+    return hashlib.sha256(basis).hexdigest()[:32]
