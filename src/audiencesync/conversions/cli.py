@@ -56,7 +56,9 @@ def send(
     ] = Path("audiencesync.yml"),
     query: Annotated[
         str | None,
-        typer.Option("--query", "-q", help="SQL over DuckDB; a data FILE is the view `events`, a database is attached."),
+        typer.Option(
+            "--query", "-q", help="SQL over DuckDB; a data FILE is the view `events`, a database is attached."
+        ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Map, validate and report; send nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,

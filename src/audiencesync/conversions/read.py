@@ -98,7 +98,7 @@ class Source:
             return
         with self._connection() as con:
             try:
-                reader = con.execute(self._select()).fetch_record_batch(self.chunk_rows)
+                reader = con.sql(self._select()).to_arrow_reader(self.chunk_rows)
             except duckdb.Error as e:
                 raise ReadError(f"{self.name}: {_masked(e)}") from None
             first = 1
@@ -107,7 +107,7 @@ class Source:
                     batch = reader.read_next_batch()
                 except StopIteration:
                     return
-                except duckdb.Error as e:  # pragma: no cover - a malformed file mid-way
+                except (duckdb.Error, OSError) as e:
                     raise ReadError(f"{self.name}: {_masked(e)}") from None
                 n = batch.num_rows
                 yield Chunk(list(range(first, first + n)), batch.to_pydict())
@@ -303,4 +303,4 @@ def _lit(path: Path | None) -> str:
 
 def _masked(e: Exception) -> str:
     """DuckDB quotes offending values in its messages; those may be personal data, so they are masked."""
-    return re.sub(r"'[^']*'", "'…'", str(e).splitlines()[0])[:300]
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", str(e).splitlines()[0])[:300]
