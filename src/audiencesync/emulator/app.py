@@ -400,15 +400,16 @@ class Emulator:
         if limit_n < 1:
             limit_n = DEFAULT_LIMIT
         ids = [a.id for a in auds]
-        start = 0
+        start, end = 0, limit_n
         if params.get("after"):
             after = self._uncursor(str(params["after"]))
             start = ids.index(after) + 1 if after in ids else len(ids)
+            end = start + limit_n
         elif params.get("before"):
             before = self._uncursor(str(params["before"]))
             end = ids.index(before) if before in ids else 0
             start = max(0, end - limit_n)
-        page = auds[start : start + limit_n]
+        page = auds[start:end]
         out: dict[str, Any] = {"data": [self._audience_view(a, wanted) for a in page]}
         if page:
             paging: dict[str, Any] = {
@@ -421,7 +422,7 @@ class Emulator:
                 keep["filtering"] = orjson.dumps(keep["filtering"]).decode()
             if isinstance(keep.get("fields"), list):
                 keep["fields"] = ",".join(keep["fields"])
-            if start + limit_n < len(auds):
+            if end < len(auds):
                 paging["next"] = f"{base}?{urlencode({**keep, 'after': paging['cursors']['after']})}"
             if start > 0:
                 paging["previous"] = f"{base}?{urlencode({**keep, 'before': paging['cursors']['before']})}"

@@ -92,7 +92,7 @@ class Datasets:
 
     # ------------------------------------------------------------ validation
     def _invalid(self, i: int, title: str, msg: str, subcode: int | None = None) -> errors.GraphError:
-        return errors.capi_invalid(subcode, title, f"data[{i}]: {msg}")
+        return errors.invalid_parameter_plain(subcode, title, f"data[{i}]: {msg}")
 
     def _validate(self, i: int, ev: Any, now: float) -> dict[str, Any]:
         if isinstance(ev, str):
@@ -130,7 +130,7 @@ class Datasets:
                     f"server within {days} days of when they occurred. Enter a timestamp that has occurred "
                     f"within the last {days} days."
                 )
-            raise errors.capi_invalid(2804003, "Event Timestamp Too Old", text)
+            raise errors.invalid_parameter_plain(2804003, "Event Timestamp Too Old", text)
         if event_time > now + self.config.future_event_tolerance_s:
             raise self._invalid(
                 i, "Event Timestamp In Future", "event_time is in the future; send events after they occur."
@@ -163,7 +163,7 @@ class Datasets:
         if name == "Purchase":
             value = custom.get("value")
             if value is None or value == "" or isinstance(value, bool):
-                raise errors.capi_invalid(
+                raise errors.invalid_parameter_plain(
                     2804009,
                     "Missing Value for Purchase Event",
                     f"data[{i}]: Purchase events must include custom_data.value and custom_data.currency.",
@@ -174,7 +174,7 @@ class Datasets:
                 raise self._invalid(i, "Invalid Value", "custom_data.value must be a number.") from None
             currency = custom.get("currency")
             if not isinstance(currency, str) or _CURRENCY.fullmatch(currency) is None:
-                raise errors.capi_invalid(
+                raise errors.invalid_parameter_plain(
                     2804009,
                     "Missing Currency for Purchase Event",
                     f"data[{i}]: Purchase events must include custom_data.currency (ISO 4217).",
@@ -207,7 +207,7 @@ class Datasets:
         if not data:
             raise errors.invalid_param("Param data must contain at least one event")
         if len(data) > self.config.max_events:
-            raise errors.capi_invalid(
+            raise errors.invalid_parameter_plain(
                 None,
                 "Too Many Events",
                 f"A request can contain at most {self.config.max_events} events; this one has {len(data)}.",

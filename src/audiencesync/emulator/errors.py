@@ -197,8 +197,8 @@ def throttled(regain_minutes: int) -> GraphError:
     )
 
 
-def capi_invalid(subcode: int | None, title: str, msg: str) -> GraphError:
-    """CAPI validation errors look like the observed 100/2804003: message "Invalid parameter"."""
+def invalid_parameter_plain(subcode: int | None, title: str, msg: str) -> GraphError:
+    """100 with the bare message "Invalid parameter", as observed for CAPI 2804003 and the 1713230 family."""
     return GraphError(100, "Invalid parameter", subcode=subcode, user_title=title, user_msg=msg)
 
 

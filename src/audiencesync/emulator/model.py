@@ -288,11 +288,10 @@ class Backend:
                     msg="The origin audience does not exist or does not belong to this ad account.",
                 )
             if seed.status_override == 471:
-                raise errors.invalid_param(
-                    "Invalid parameter",
-                    subcode=1713232,
-                    title="Lookalike Creation Blocked",
-                    msg="You can't create a lookalike from a seed audience flagged for integrity issues.",
+                raise errors.invalid_parameter_plain(
+                    1713232,
+                    "Lookalike Creation Blocked",
+                    "You can't create a lookalike from a seed audience flagged for integrity issues.",
                 )
         if is_value_based and subtype != "CUSTOM":
             raise errors.invalid_param("Param is_value_based is only valid for CUSTOM audiences")
@@ -353,11 +352,10 @@ class Backend:
     def update_audience(self, audience_id: str, params: dict[str, Any]) -> dict[str, Any]:
         aud = self.live(audience_id, "POST")
         if aud.status_override == 471:
-            raise errors.invalid_param(
-                "Invalid parameter",
-                subcode=1713231,
-                title="Audience Edit Blocked",
-                msg="Before editing this audience, you must resolve its integrity restrictions.",
+            raise errors.invalid_parameter_plain(
+                1713231,
+                "Audience Edit Blocked",
+                "Before editing this audience, you must resolve its integrity restrictions.",
             )
         if not self.account(aud.account_id).tos_accepted:
             raise errors.tos_not_accepted_on_create(aud.account_id)
@@ -529,11 +527,10 @@ class Backend:
         if not self.account(aud.account_id).tos_accepted:
             raise errors.tos_not_accepted_on_upload(aud.account_id)
         if aud.status_override == 471:
-            raise errors.invalid_param(
-                "Invalid parameter",
-                subcode=1713230,
-                title="Audience Upload Blocked",
-                msg="Before updating user memberships, you must resolve integrity restrictions on this audience.",
+            raise errors.invalid_parameter_plain(
+                1713230,
+                "Audience Upload Blocked",
+                "Before updating user memberships, you must resolve integrity restrictions on this audience.",
             )
         if aud.subtype != "CUSTOM":
             raise errors.invalid_param(
