@@ -1,7 +1,24 @@
-"""Meta match keys: normalize and hash customer data exactly as Meta's matching expects."""
+"""Meta match keys: normalize and hash customer data exactly as Meta's matching expects.
 
+`normalize`, `match_value` and `explain` take one value; `match_table` takes a whole pyarrow table
+and is what the sync pipeline calls. Both follow `shared/spec/match-keys.md` and agree exactly.
+"""
+
+from audiencesync.matchkeys.columns import resolve_columns
 from audiencesync.matchkeys.errors import REASONS
 from audiencesync.matchkeys.keys import KEYS, KeySpec, key_spec
 from audiencesync.matchkeys.scalar import explain, match_value, normalize
+from audiencesync.matchkeys.vectorized import MatchResult, match_table
 
-__all__ = ["KEYS", "REASONS", "KeySpec", "explain", "key_spec", "match_value", "normalize"]
+__all__ = [
+    "KEYS",
+    "REASONS",
+    "KeySpec",
+    "MatchResult",
+    "explain",
+    "key_spec",
+    "match_table",
+    "match_value",
+    "normalize",
+    "resolve_columns",
+]

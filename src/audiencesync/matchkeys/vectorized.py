@@ -1,0 +1,371 @@
+"""`match_table`: the whole source table through every mapped key at once.
+
+The scalar normalizers are the reference; this module only decides how often they run. Keys whose
+values repeat (names, cities, states, countries, birth years, ZIPs) are dictionary-encoded so each
+distinct value (per member country, where the key depends on it) is normalized and hashed once and
+the answers are gathered back by index. Keys whose values are unique per member (email, phone,
+advertising and external IDs) go through their polars fast path row by row. Whatever a fast path
+does not claim is handed to the scalar normalizer, once per distinct value. Keys run in parallel
+threads: polars and the hashing release the GIL.
+
+Output rows correspond to source rows one to one, with one exception: a list-valued email column
+(`emails`) gives one output row per address, the member's other keys repeated on each; a member
+whose list holds no address keeps one row with a null EMAIL. `_row` is the source row of each
+output row.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import polars as pl
+import polars_hash  # noqa: F401  (registers the `chash` namespace)
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from audiencesync.matchkeys.columns import resolve_columns
+from audiencesync.matchkeys.context import Context, DateOrder
+from audiencesync.matchkeys.dates import current_year
+from audiencesync.matchkeys.errors import NEGATIVE, NOT_A_NUMBER, ZERO_VALUE
+from audiencesync.matchkeys.fastpaths import FastContext
+from audiencesync.matchkeys.keys import KEYS, KeySpec, key_spec
+from audiencesync.matchkeys.scalar import Outcome, country_context, evaluate
+
+_MAX_EXACT_FLOAT = 2**53
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """The sent values and what happened to the rest.
+
+    `table` holds one column per mapped key (hex strings for hashed keys, plain strings for MADID and
+    EXTERN_ID, float64 for LOOKALIKE_VALUE; null where empty or invalid) and `_row`, the source row.
+    `rows` counts source rows; `empty` and `invalid` count output values per key (and reason).
+    """
+
+    table: pa.Table
+    mapping: dict[str, str]
+    rows: int
+    empty: dict[str, int] = field(default_factory=dict)
+    invalid: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    date_order: DateOrder
+    allow_zero_value: bool
+    fast: FastContext
+
+    def context(self, country: str | None) -> Context:
+        return Context(country, self.date_order, self.allow_zero_value)
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyColumn:
+    sent: pa.Array
+    reason: pa.Array
+
+
+# ---------------------------------------------------------------- source values as text
+
+
+def _as_text_array(values: pa.Array) -> pa.Array | None:
+    """Values whose scalar text is what arrow's cast gives (strings, ints, integral floats), as
+    strings; None when the column needs the scalar path value by value."""
+    kind = values.type
+    if pa.types.is_dictionary(kind):
+        return _as_text_array(values.cast(kind.value_type))
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return values.cast(pa.large_string())
+    if pa.types.is_integer(kind):
+        return values.cast(pa.large_string())
+    if pa.types.is_floating(kind):
+        floats = values.cast(pa.float64())
+        floats = pc.if_else(pc.is_nan(floats), pa.scalar(None, pa.float64()), floats)
+        integral = pc.and_(pc.equal(pc.floor(floats), floats), pc.less(pc.abs(floats), _MAX_EXACT_FLOAT))
+        if pc.all(integral).as_py() in (True, None):
+            return floats.cast(pa.int64()).cast(pa.large_string())
+    if pa.types.is_null(kind):
+        return pa.nulls(len(values), pa.large_string())
+    return None
+
+
+def _freeze(value: object) -> object:
+    """A cache key that keeps apart values that compare equal but normalize differently."""
+    if isinstance(value, list | tuple):
+        return ("list", tuple(_freeze(item) for item in value))
+    if isinstance(value, Decimal):
+        return ("decimal", str(value))
+    if isinstance(value, dict):
+        return ("dict", repr(value))
+    if isinstance(value, float) and math.isnan(value):
+        return ("nan",)
+    return (type(value).__name__, value)
+
+
+# ---------------------------------------------------------------- scalar fallback
+
+
+def _scalar_outcomes(
+    spec: KeySpec, values: list[object], countries: list[str | None], settings: _Settings
+) -> tuple[list[str | None], list[str | None], list[bool]]:
+    cache: dict[tuple[object, str | None], Outcome] = {}
+    norms: list[str | None] = []
+    reasons: list[str | None] = []
+    pres: list[bool] = []
+    for value, country in zip(values, countries, strict=True):
+        key = (_freeze(value), country)
+        outcome = cache.get(key)
+        if outcome is None:
+            outcome = cache[key] = evaluate(spec, value, settings.context(country))
+        norms.append(outcome.text)
+        reasons.append(outcome.reason)
+        pres.append(outcome.prehashed)
+    return norms, reasons, pres
+
+
+# ---------------------------------------------------------------- text keys
+
+
+def _text_outcomes(spec: KeySpec, text: pa.Array, country: pa.Array | None, settings: _Settings) -> pl.DataFrame:
+    """`norm`, `reason`, `pre` for each row of `text`, fast path first, scalar for the rest."""
+    frame = pl.DataFrame(
+        {"v": pl.from_arrow(text), **({"c": pl.from_arrow(country)} if country is not None else {})},
+        schema={"v": pl.String, **({"c": pl.String} if country is not None else {})},
+    )
+    if spec.fast is not None:
+        if country is None:
+            frame = frame.with_columns(c=pl.lit(None, pl.String))
+        out = spec.fast(frame, settings.fast)
+    else:
+        out = frame.with_columns(
+            norm=pl.lit(None, pl.String), reason=pl.lit(None, pl.String), pre=pl.lit(False), done=pl.lit(False)
+        )
+    pending = out.select(pl.arg_where(~pl.col("done"))).to_series()
+    if pending.len():
+        rest = out[pending]
+        countries = rest.get_column("c").to_list() if "c" in rest.columns else [None] * rest.height
+        norms, reasons, pres = _scalar_outcomes(spec, rest.get_column("v").to_list(), countries, settings)
+        out = out.with_columns(
+            norm=out.get_column("norm").scatter(pending, pl.Series(norms, dtype=pl.String)),
+            reason=out.get_column("reason").scatter(pending, pl.Series(reasons, dtype=pl.String)),
+            pre=out.get_column("pre").scatter(pending, pl.Series(pres, dtype=pl.Boolean)),
+        )
+    return out.select("norm", "reason", "pre")
+
+
+def _sent(spec: KeySpec, outcomes: pl.DataFrame) -> pl.DataFrame:
+    norm = pl.col("norm")
+    if spec.hashed:
+        value = pl.when(pl.col("pre")).then(norm).otherwise(norm.chash.sha2_256())
+    elif spec.sent == "number":
+        value = norm.cast(pl.Float64)
+    else:
+        value = norm
+    return outcomes.select(sent=value, reason=pl.col("reason"))
+
+
+def _encode(text: pa.Array, country: pa.Array | None) -> tuple[pa.Array, pa.Array | None, pa.Array]:
+    """Distinct (value, country) pairs and, for each row, the index of its pair.
+
+    Both columns are dictionary-encoded and their indices combined into one integer code, which is
+    dictionary-encoded again: all in arrow, no Python loop over rows.
+    """
+    values = pc.dictionary_encode(text)
+    value_dictionary = pa.concat_arrays([values.dictionary, pa.nulls(1, values.dictionary.type)])
+    value_index = values.indices.cast(pa.int64()).fill_null(len(values.dictionary))
+    if country is None:
+        codes = pc.dictionary_encode(value_index)
+        return value_dictionary.take(codes.dictionary), None, codes.indices
+    countries = pc.dictionary_encode(country)
+    width = len(countries.dictionary) + 1
+    country_dictionary = pa.concat_arrays([countries.dictionary, pa.nulls(1, countries.dictionary.type)])
+    country_index = countries.indices.cast(pa.int64()).fill_null(width - 1)
+    codes = pc.dictionary_encode(pc.add(pc.multiply(value_index, width), country_index))
+    distinct = codes.dictionary
+    return (
+        value_dictionary.take(pc.divide(distinct, width)),
+        country_dictionary.take(pc.subtract(distinct, pc.multiply(pc.divide(distinct, width), width))),
+        codes.indices,
+    )
+
+
+def _text_key(spec: KeySpec, text: pa.Array, country: pa.Array | None, settings: _Settings) -> _KeyColumn:
+    if spec.distinct:
+        values, countries, inverse = _encode(text, country)
+        sent = _sent(spec, _text_outcomes(spec, values, countries, settings))
+        return _KeyColumn(sent["sent"].to_arrow().take(inverse), sent["reason"].to_arrow().take(inverse))
+    sent = _sent(spec, _text_outcomes(spec, text, country, settings))
+    return _KeyColumn(sent["sent"].to_arrow(), sent["reason"].to_arrow())
+
+
+# ---------------------------------------------------------------- other value types
+
+
+def _outcomes_column(spec: KeySpec, outcomes: tuple[list[str | None], list[str | None], list[bool]]) -> _KeyColumn:
+    norms, reasons, pres = outcomes
+    frame = pl.DataFrame(
+        {"norm": norms, "reason": reasons, "pre": pres},
+        schema={"norm": pl.String, "reason": pl.String, "pre": pl.Boolean},
+    )
+    sent = _sent(spec, frame)
+    return _KeyColumn(sent["sent"].to_arrow(), sent["reason"].to_arrow())
+
+
+def _object_key(spec: KeySpec, values: pa.Array, country: pa.Array | None, settings: _Settings) -> _KeyColumn:
+    items = values.to_pylist()
+    countries = country.to_pylist() if country is not None else [None] * len(items)
+    return _outcomes_column(spec, _scalar_outcomes(spec, items, countries, settings))
+
+
+def _number_key(values: pa.Array, settings: _Settings) -> _KeyColumn:
+    """LOOKALIKE_VALUE from a numeric column, without leaving arrow (same rules as `checked_value`)."""
+    numbers = values.cast(pa.float64())
+    numbers = pc.if_else(pc.is_nan(numbers), pa.scalar(None, pa.float64()), numbers)
+    none = pa.scalar(None, pa.large_string())
+    zero_bad = not settings.allow_zero_value
+    reason = pc.if_else(
+        pc.invert(pc.is_finite(numbers)),
+        pa.scalar(NOT_A_NUMBER, pa.large_string()),
+        pc.if_else(
+            pc.less(numbers, 0.0),
+            pa.scalar(NEGATIVE, pa.large_string()),
+            pc.if_else(pc.and_(pc.equal(numbers, 0.0), zero_bad), pa.scalar(ZERO_VALUE, pa.large_string()), none),
+        ),
+    )
+    reason = pc.if_else(pc.is_null(numbers), none, reason)
+    sent = pc.if_else(pc.is_null(reason), pc.add(numbers, 0.0), pa.scalar(None, pa.float64()))
+    return _KeyColumn(sent, reason)
+
+
+def _key_column(spec: KeySpec, values: pa.Array, country: pa.Array | None, settings: _Settings) -> _KeyColumn:
+    country = country if spec.uses_country else None
+    if spec.sent == "number" and (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        return _number_key(values, settings)
+    text = None if spec.sent == "number" else _as_text_array(values)
+    if text is not None:
+        return _text_key(spec, text, country, settings)
+    return _object_key(spec, values, country, settings)
+
+
+# ---------------------------------------------------------------- rows, country, assembly
+
+
+def _flat_list_type(kind: pa.DataType) -> bool:
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+
+
+def _explode_emails(
+    table: pa.Table, column: str, country: pa.Array, settings: _Settings
+) -> tuple[pa.Array, pa.Array, _KeyColumn]:
+    """One row per address. Blank entries are dropped unless the member has no address at all."""
+    rows: list[int] = []
+    items: list[object] = []
+    for index, value in enumerate(table.column(column).to_pylist()):
+        flat = list(_flatten(value))
+        rows.extend([index] * max(len(flat), 1))
+        items.extend(flat or [None])
+    row_index = pa.array(rows, pa.int64())
+    member_country = country.take(row_index)
+    spec = key_spec("EMAIL")
+    try:
+        element_values: pa.Array | None = pa.array(items)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        element_values = None
+    if element_values is not None:
+        emails = _key_column(spec, element_values, member_country, settings)
+    else:
+        emails = _outcomes_column(spec, _scalar_outcomes(spec, items, [None] * len(items), settings))
+    frame = pl.DataFrame(
+        {
+            "row": pl.from_arrow(row_index),
+            "filled": pl.from_arrow(pc.or_(pc.is_valid(emails.sent), pc.is_valid(emails.reason))),
+        }
+    )
+    keep = (
+        frame.select(pl.col("filled") | (pl.col("row").is_first_distinct() & ~pl.col("filled").any().over("row")))
+        .to_series()
+        .to_arrow()
+    )
+    kept = _KeyColumn(emails.sent.filter(keep), emails.reason.filter(keep))
+    return row_index.filter(keep), member_country.filter(keep), kept
+
+
+def _flatten(value: object) -> Iterator[object]:
+    if isinstance(value, list | tuple):
+        for item in value:
+            yield from _flatten(item)
+    elif value is not None:
+        yield value
+
+
+def _member_countries(table: pa.Table, column: str | None, default: str | None) -> pa.Array:
+    """Upper-case alpha-2 per row: the member's own country if it reads as one, else the default."""
+    if column is None:
+        return pa.array([default] * table.num_rows, pa.large_string())
+    values = table.column(column).combine_chunks()
+    try:
+        encoded = pc.dictionary_encode(values)
+        resolved = [country_context(value) for value in encoded.dictionary.to_pylist()]
+        own = pa.array(resolved, pa.large_string()).take(encoded.indices)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        own = pa.array([country_context(value) for value in values.to_pylist()], pa.large_string())
+    return pc.fill_null(own, pa.scalar(default, pa.large_string())) if default else own
+
+
+def match_table(
+    table: pa.Table | pa.RecordBatch,
+    *,
+    columns: Mapping[str, str | None] | None = None,
+    default_country: str | None = None,
+    allow_zero_value: bool = False,
+    date_order: DateOrder = "MDY",
+    threads: int | None = None,
+) -> MatchResult:
+    """Normalize and hash every mapped key of a table of source rows (see the module docstring)."""
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    mapping = resolve_columns(table.column_names, columns)
+    settings = _Settings(date_order, allow_zero_value, FastContext(date_order, current_year()))
+    default = country_context(default_country)
+    country = _member_countries(table, mapping.get("COUNTRY"), default)
+
+    source_rows = table.num_rows
+    row_index = pa.array(range(source_rows), pa.int64())
+    done: dict[str, _KeyColumn] = {}
+    email_column = mapping.get("EMAIL")
+    if email_column is not None and _flat_list_type(table.schema.field(email_column).type):
+        row_index, country, done["EMAIL"] = _explode_emails(table, email_column, country, settings)
+        table = table.take(row_index)
+
+    def run(key: str) -> tuple[str, _KeyColumn]:
+        values = table.column(mapping[key]).combine_chunks()
+        return key, _key_column(key_spec(key), values, country, settings)
+
+    pending = [key for key in mapping if key not in done]
+    workers = threads or min(len(pending), os.cpu_count() or 1) or 1
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            done.update(pool.map(run, pending))
+    else:
+        done.update(run(key) for key in pending)
+
+    ordered = [spec.name for spec in KEYS if spec.name in done]
+    out = pa.table({**{key: done[key].sent for key in ordered}, "_row": row_index})
+    empty: dict[str, int] = {}
+    invalid: dict[str, dict[str, int]] = {}
+    for key in ordered:
+        column = done[key]
+        empty[key] = pc.sum(pc.and_(pc.is_null(column.sent), pc.is_null(column.reason))).as_py() or 0
+        counts = pc.value_counts(column.reason.drop_null()) if column.reason.null_count < len(column.reason) else []
+        invalid[key] = dict(Counter({item["values"].as_py(): item["counts"].as_py() for item in counts}))
+    return MatchResult(out, {key: mapping[key] for key in ordered}, source_rows, empty, invalid)
+
+
+__all__ = ["MatchResult", "match_table"]
