@@ -45,6 +45,11 @@ def _progress(enabled: bool, total: int | None) -> Iterator[Callable[[int], None
         yield lambda n: bar.advance(task, n)
 
 
+@app.callback()
+def conversions() -> None:
+    """Offline sales (store, call centre, custom feeds) to the Conversions API as physical_store events."""
+
+
 @app.command()
 def send(
     file: Annotated[
@@ -94,3 +99,7 @@ def send(
     else:
         render(report, console)
     raise typer.Exit(0 if report.ok else 1)
+
+
+if __name__ == "__main__":
+    app()

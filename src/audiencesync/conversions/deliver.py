@@ -62,7 +62,7 @@ class ConversionState:
         n = self.con.execute(
             "SELECT count(*) FROM st.conversion_events WHERE dataset = ? AND event_time < ?",
             [self.dataset, event_time],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if n:
             self.con.execute(
                 "DELETE FROM st.conversion_events WHERE dataset = ? AND event_time < ?", [self.dataset, event_time]
@@ -116,13 +116,6 @@ class ConversionState:
             )
         finally:
             self.con.unregister("conv_ack")
-
-    def acknowledged(self) -> int:
-        return int(
-            self.con.execute("SELECT count(*) FROM st.conversion_events WHERE dataset = ?", [self.dataset]).fetchone()[
-                0
-            ]
-        )
 
     def start_run(self, run_id: str) -> None:
         self.con.execute(

@@ -119,10 +119,10 @@ class Source:
             return _json_total(self.path)  # type: ignore[arg-type]
         with self._connection() as con:
             try:
-                row = con.execute(f"SELECT count(*) FROM ({self._select()})").fetchone()
+                rows = con.execute(f"SELECT count(*) FROM ({self._select()})").fetchall()
             except duckdb.Error:
                 return None
-            return int(row[0]) if row else None
+            return int(rows[0][0]) if rows else None
 
     def _select(self) -> str:
         if self.kind == "csv":

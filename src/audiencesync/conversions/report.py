@@ -76,7 +76,9 @@ class RejectsFile:
         self._writer: Any = None
         self.count = 0
 
-    def write(self, row: int | str, reason: str, event: dict[str, Any] | None = None, action: Any = None) -> None:
+    def write(
+        self, row: int | str, reason: str, event: dict[str, Any] | None = None, action: Any = None, order_id: Any = None
+    ) -> None:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("w", newline="")
@@ -91,7 +93,7 @@ class RejectsFile:
                 ev.get("event_name", ""),
                 _short(action),
                 ev.get("event_time", ""),
-                _short(cd.get("order_id")),
+                _short(cd.get("order_id", order_id)),
             ]
         )
         self.count += 1

@@ -112,6 +112,7 @@ class _Run:
         self.mapper = EventMapper(settings)
         self.rows_of: dict[str, int] = {}
         self.sending = False
+        self.pending: set[Future[BatchOutcome]] = set()
 
     def all(self, source: Source, sender: Sender | None, max_in_flight: int) -> None:
         report = self.report
@@ -122,38 +123,51 @@ class _Run:
             report.status = "dry-run"
             return
         self.sending = True
-        pending: set[Future[BatchOutcome]] = set()
-        with ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="capi") as pool:
-            try:
-                for chunk in source.chunks():
-                    events = self.prepare(chunk)
-                    for batch in batches(events, self.settings.batch_size):
-                        while len(pending) >= max_in_flight * 2:
-                            pending = self._collect(pending, FIRST_COMPLETED)
-                        if report.error:
-                            break
-                        pending.add(pool.submit(sender.send, batch))
+        pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="capi")
+        try:
+            for chunk in source.chunks():
+                events = self.prepare(chunk)
+                for batch in batches(events, self.settings.batch_size):
+                    while len(self.pending) >= max_in_flight * 2:
+                        self._collect()
                     if report.error:
                         break
-                    self._advance(len(chunk))
-                while pending:
-                    pending = self._collect(pending, FIRST_COMPLETED)
-            finally:
-                for f in pending:
-                    f.cancel()
+                    self.pending.add(pool.submit(sender.send, batch))
+                if report.error:
+                    break
+                self._advance(len(chunk))
+            while self.pending:
+                self._collect()
+        finally:
+            for f in self.pending:
+                f.cancel()
+            pool.shutdown(wait=True)
+            self._salvage()
         report.status = "failed" if report.error else "ok"
 
     def _advance(self, n: int) -> None:
         if self.progress is not None:
             self.progress(n)
 
-    def _collect(self, pending: set[Future[BatchOutcome]], how: str) -> set[Future[BatchOutcome]]:
-        done, rest = wait(pending, return_when=how)
+    def _collect(self) -> None:
+        done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
         for f in done:
+            self.pending.discard(f)
             self._settle(f.result())
-        return rest
 
-    def _settle(self, out: BatchOutcome) -> None:
+    def _salvage(self) -> None:
+        """After an interruption, record the batches Facebook acknowledged while the run was stopping,
+        so the next run does not send them again."""
+        for f in list(self.pending):
+            self.pending.discard(f)
+            if f.cancelled() or f.exception() is not None:
+                continue
+            try:
+                self._settle(f.result(), notify=False)
+            except Exception as e:  # the run is already failing; the next run re-sends, Meta de-duplicates
+                log.warning("could not record an acknowledged batch (%s)", type(e).__name__)
+
+    def _settle(self, out: BatchOutcome, notify: bool = True) -> None:
         """Record the acknowledged part first: whatever happens next, it is never sent again."""
         report = self.report
         if out.acked:
@@ -169,7 +183,7 @@ class _Run:
             self.rows_of.pop(ev["event_id"], None)
         if out.error is not None and report.error is None:
             report.error = out.error.explain()
-        if out.acked and self.on_ack is not None:
+        if notify and out.acked and self.on_ack is not None:
             self.on_ack(report.sent)
 
     # -- one chunk: map, hash, validate, drop what was sent ------------------------------------
@@ -190,7 +204,7 @@ class _Run:
                 report.skip(s.reason)
             except Reject as r:
                 report.reject(r.reason)
-                self.rejects.write(row_no, r.reason, None, _action(row))
+                self.rejects.write(row_no, r.reason, None, _action(row), row.get("order_id"))
         if not built:
             return []
         user = build_user_data(cols, len(chunk), self.settings)

@@ -19,6 +19,7 @@ import pyarrow as pa
 from audiencesync import matchkeys
 from audiencesync.conversions.mapping import NOT_IDENTITY
 from audiencesync.conversions.settings import ConversionsSettings
+from audiencesync.matchkeys.columns import resolve_columns
 
 CAPI_FIELDS = {
     "EMAIL": "em",
@@ -49,24 +50,11 @@ NOT_A_HASH = "not_a_sha256_hash"
 """Reason for an `email_identity` value that is not an email and not already a SHA-256 hash."""
 
 
-def _folded(name: str) -> str:
-    return name.replace("_", "").lower()
-
-
-@lru_cache(maxsize=1)
-def _alias_index() -> dict[str, list[tuple[int, str]]]:
-    """Folded column name → [(alias rank, key)], from the match-key table (the one list of aliases)."""
-    index: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for spec in matchkeys.KEYS:
-        if spec.name not in CAPI_FIELDS and spec.name not in DOB_KEYS:
-            continue
-        for rank, alias in enumerate(spec.aliases):
-            index[_folded(alias)].append((rank, spec.name))
-    return dict(index)
+WANTED = frozenset({*CAPI_FIELDS, *DOB_KEYS})
 
 
 def is_email_alias(column: str) -> bool:
-    return any(key == "EMAIL" for _, key in _alias_index().get(_folded(column), []))
+    return resolve_columns([column]).get("EMAIL") == column
 
 
 @dataclass
@@ -82,26 +70,37 @@ class KeyPlan:
 
 
 def plan_keys(columns: list[str], email_identity: str) -> KeyPlan:
-    """Columns named as match-key aliases feed their key; several columns for one key are coalesced.
+    """Columns named as match-key aliases feed their key; several columns for one key are coalesced
+    in alias order (`idfa` before `gaid`, `birth_year` before a whole `birthday`).
 
     `email_identity` names the email column. When it is an email alias (`email`, `email_address`), it
     is the only source of `em`, normalized and hashed; any other column is forwarded as given (a hash
     made upstream), and the ordinary email columns are then not used, as in mParticle's setting.
     """
-    ranked: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for col in columns:
-        if col in NOT_IDENTITY:
-            continue
-        for rank, key in _alias_index().get(_folded(col), []):
-            ranked[key].append((rank, col))
-    plan = KeyPlan({key: [c for _, c in sorted(cols)] for key, cols in ranked.items()})
-    identity = next((c for c in columns if _folded(c) == _folded(email_identity)), None)
-    plan.sources.pop("EMAIL", None)
+    names = [c for c in columns if c not in NOT_IDENTITY]
+    identity = next((c for c in names if c.lower() == email_identity.lower()), None)
+    plan = KeyPlan()
+    explicit: dict[str, str | None] = {}
     if is_email_alias(email_identity):
         if identity is not None:
-            plan.sources["EMAIL"] = [identity]
-    elif identity is not None:
-        plan.email_passthrough = identity
+            explicit["EMAIL"] = identity
+    else:
+        explicit["EMAIL"] = None
+        if identity is not None:
+            plan.email_passthrough = identity
+            names.remove(identity)
+    for key, column in resolve_columns(names, explicit).items():
+        if key not in WANTED:
+            continue
+        plan.sources[key] = [column]
+        if key == "EMAIL":
+            continue
+        while True:
+            rest = [c for c in names if c not in plan.sources[key]]
+            more = resolve_columns(rest, {"EMAIL": None}).get(key)
+            if more is None:
+                break
+            plan.sources[key].append(more)
     return plan
 
 
