@@ -66,7 +66,7 @@ class QuerySource:
     def batches(self, sql: str, rows_per_batch: int = 250_000) -> Iterator[pa.RecordBatch]:
         with self.scope():
             try:
-                reader = self.con.execute(sql).fetch_record_batch(rows_per_batch)
+                reader = self.con.execute(sql).to_arrow_reader(rows_per_batch)
             except duckdb.Error as e:
                 raise SourceError(f"the query failed: {_first_line(e)}") from None
         yield from reader
