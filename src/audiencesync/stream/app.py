@@ -1,0 +1,181 @@
+"""The HTTP surface: Segment-, mParticle- and our own membership calls, health and metrics.
+
+Every write route runs the same steps in the same order, so the status codes mean one thing:
+401 before the body is read (nothing queued), 413 for a body or call over its limit, 400 for a
+body that is not JSON or a call that maps to no configured audience, 429 with `Retry-After` when
+the queue is over its bound, 503 when the server is stopping, and 200 only after the changes
+are committed to the state file.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from audiencesync.stream.auth import CHALLENGE, authorized
+from audiencesync.stream.members import CallError
+from audiencesync.stream.metrics import CONTENT_TYPE
+from audiencesync.stream.payloads import Parsed
+from audiencesync.stream.queue import QueueFull, WriterStopped
+from audiencesync.stream.runtime import StreamRuntime
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[StreamRuntime, Any], Parsed]
+
+
+def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, reason: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.reason, self.headers = status, reason, headers
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, decompressed if gzip'd, refusing (413) as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _Refused(413, "too_large", f"the body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _Refused(413, "too_large", f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding != "gzip":
+        raise _Refused(415, "unsupported_encoding", "Content-Encoding must be gzip or none")
+    inflater = zlib.decompressobj(wbits=47)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error:
+        raise _Refused(400, "bad_gzip", "the body is not valid gzip") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise _Refused(413, "too_large", f"the body is larger than {limit} bytes once decompressed")
+    return out
+
+
+def _ingest(limit: Callable[[StreamRuntime], int], handle: Handler, reply: Callable[[Parsed], dict[str, Any]]):
+    """A write route: authenticate, read, parse, queue durably, answer."""
+
+    async def endpoint(request: Request) -> Response:
+        rt: StreamRuntime = request.app.state.runtime
+        try:
+            if not authorized(request.headers.get("authorization"), rt.settings):
+                raise _Refused(401, "unauthorized", "a valid write key or bearer token is required",
+                               {"WWW-Authenticate": CHALLENGE})  # fmt: skip
+            raw = await _read_body(request, limit(rt))
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise _Refused(400, "not_json", "the body is not valid JSON") from None
+            try:
+                parsed = handle(rt, body)
+            except CallError as e:
+                raise _Refused(e.status, "too_large" if e.status == 413 else "unmapped", str(e)) from None
+            try:
+                await rt.writer.put(parsed.changes)
+            except QueueFull as e:
+                raise _Refused(429, "queue_full", str(e), {"Retry-After": str(e.retry_after)}) from None
+            except WriterStopped as e:
+                raise _Refused(503, "unavailable", str(e), {"Retry-After": "5"}) from None
+        except _Refused as r:
+            rt.metrics.add("rejected", r.reason)
+            return _json({"success": False, "error": str(r)}, r.status, r.headers)
+        except ClientDisconnect:
+            rt.metrics.add("rejected", "client_disconnected")
+            return Response(status_code=400)
+        for change in parsed.changes:
+            rt.metrics.add("accepted", change.audience_key)
+        for label, n in parsed.invalid.items():
+            rt.metrics.add("invalid_values", label, n)
+        if parsed.commerce_events:
+            rt.metrics.commerce(parsed.commerce_events)
+        return _json(reply(parsed))
+
+    return endpoint
+
+
+def _segment(kind: str) -> Handler:
+    return lambda rt, body: rt.parser.segment(body, kind)
+
+
+def _segment_reply(parsed: Parsed) -> dict[str, Any]:
+    return {"success": True, "accepted": len(parsed.changes)}
+
+
+def _mparticle_reply(parsed: Parsed) -> dict[str, Any]:
+    out: dict[str, Any] = {"success": True, "accepted": len(parsed.changes)}
+    if parsed.firehose:
+        out.update({"type": "audience_membership_change_response", "id": str(uuid.uuid4())})
+    if parsed.commerce_events:
+        out["commerce_events"] = {
+            "received": parsed.commerce_events,
+            "forwarded": 0,
+            "note": "commerce events are not forwarded by the stream server yet; send them with the conversions door",
+        }
+    return out
+
+
+async def health(request: Request) -> Response:
+    rt: StreamRuntime = request.app.state.runtime
+    report = rt.health()
+    return _json(report, 200 if rt.healthy() else 503)
+
+
+async def metrics(request: Request) -> Response:
+    rt: StreamRuntime = request.app.state.runtime
+    return Response(rt.render_metrics(), media_type=CONTENT_TYPE)
+
+
+def create_app(runtime: StreamRuntime, *, manage: bool = True) -> Starlette:
+    """The ASGI app; with `manage` its lifespan starts and stops the runtime's threads."""
+    body = lambda rt: rt.settings.max_body_bytes  # noqa: E731
+    call = lambda rt: rt.settings.max_call_bytes  # noqa: E731
+    mparticle = _ingest(body, lambda rt, b: rt.parser.mparticle(b), _mparticle_reply)
+    routes = [
+        Route("/v1/identify", _ingest(call, _segment("identify"), _segment_reply), methods=["POST"]),
+        Route("/v1/track", _ingest(call, _segment("track"), _segment_reply), methods=["POST"]),
+        Route("/v1/batch", _ingest(body, _segment("batch"), _segment_reply), methods=["POST"]),
+        Route("/v1/import", _ingest(body, _segment("batch"), _segment_reply), methods=["POST"]),
+        Route("/v1/mparticle", mparticle, methods=["POST"]),
+        Route("/v2/events", mparticle, methods=["POST"]),
+        Route("/v2/bulkevents", mparticle, methods=["POST"]),
+        Route(
+            "/v1/membership",
+            _ingest(body, lambda rt, b: rt.parser.membership(b), _segment_reply),
+            methods=["POST"],
+        ),
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage:
+            runtime.start()
+        try:
+            yield
+        finally:
+            if manage:
+                runtime.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.runtime = runtime
+    return app

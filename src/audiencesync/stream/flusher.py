@@ -1,0 +1,276 @@
+"""The flusher: queued changes → the members table → `pipeline.sync` → done.
+
+It flushes when the oldest waiting change has waited `flush_after`, or when `flush_size` changes
+wait. A flush takes every waiting change of the due audiences, coalesces each person's flips
+(the last one wins; traits given later replace earlier ones, traits not given are kept), applies
+the result to `st.stream_members`, and runs the same sync as `audiencesync sync` for those
+audiences. Queue entries are deleted only after their audience's sync succeeded: a crash or a
+failed sync leaves them to be flushed again, which is harmless because applying the same changes
+twice gives the same members table, and the sync diffs that table against what Facebook holds.
+
+An audience whose sync failed is retried with exponential backoff while the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from audiencesync import pipeline
+from audiencesync.config import Config
+from audiencesync.load.graph import GraphClient
+from audiencesync.report import AudienceReport, RunReport
+from audiencesync.state.store import StateStore
+from audiencesync.stream.members import COLUMNS
+from audiencesync.stream.metrics import Metrics
+from audiencesync.stream.queue import QUEUE, QueueStats
+from audiencesync.stream.settings import ServeSettings, stream_audiences
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START = 1.0
+BACKOFF_MAX = 60.0
+IDLE_WAIT = 3600.0
+
+SyncFn = Callable[..., RunReport]
+
+
+@dataclass
+class Waiting:
+    """One audience's share of the queue."""
+
+    count: int
+    oldest: float
+    max_seq: int
+
+
+@dataclass
+class FlushOutcome:
+    """What one flush did, per audience: synced (done) or kept for a retry."""
+
+    done: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class Flusher:
+    """A background thread with its own state handle and Graph client."""
+
+    def __init__(
+        self,
+        config: Config,
+        settings: ServeSettings,
+        store: StateStore,
+        stats: QueueStats,
+        metrics: Metrics,
+        *,
+        client: GraphClient | None = None,
+        sync: SyncFn = pipeline.sync,
+    ):
+        self.config = config
+        self.settings = settings
+        self.store = store
+        self.stats = stats
+        self.metrics = metrics
+        self.client = client or GraphClient(config.meta)
+        self._own_client = client is None
+        self._sync = sync
+        self._audiences = stream_audiences(config)
+        self._backoff: dict[str, tuple[float, float]] = {}
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="stream-flusher", daemon=True)
+        self.last_error: str | None = None
+        self.flushing = False
+        self.depth_by_audience: dict[str, int] = {}
+
+    def start(self) -> Flusher:
+        self._thread.start()
+        return self
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the thread to finish (after the flush it is in, if any) and release the client."""
+        with self.stats.cond:
+            self._stop = True
+            self.stats.cond.notify_all()
+        self._thread.join(timeout)
+        if self._own_client and not self._thread.is_alive():
+            self.client.close()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_check = 0.0
+        while True:
+            with self.stats.cond:
+                while not self._stop and not self.stats.wake and time.time() < next_check:
+                    self.stats.cond.wait(max(0.0, next_check - time.time()))
+                if self._stop:
+                    return
+                self.stats.wake = False
+            try:
+                next_check = self.step()
+            except Exception as exc:
+                self.last_error = f"flusher error: {type(exc).__name__}"
+                log.exception("the stream flusher failed a step; it retries in %.0fs", BACKOFF_START)
+                next_check = time.time() + BACKOFF_START
+
+    def step(self) -> float:
+        """Flush the due audiences, if any; return when to look again (a Unix time)."""
+        waiting = self.waiting()
+        now = time.time()
+        due = self.due(waiting, now)
+        if due:
+            self.flush({k: waiting[k] for k in due})
+            return time.time()
+        return self._next_check(waiting, now)
+
+    def waiting(self) -> dict[str, Waiting]:
+        rows = self.store.con.execute(
+            f"SELECT audience_key, count(*), min(accepted_at), max(seq) FROM {QUEUE} GROUP BY audience_key"
+        ).fetchall()
+        found = {k: Waiting(int(n), float(oldest), int(seq)) for k, n, oldest, seq in rows}
+        self.depth_by_audience = {k: w.count for k, w in found.items()}
+        return found
+
+    def due(self, waiting: dict[str, Waiting], now: float) -> list[str]:
+        ready = {k: w for k, w in waiting.items() if self._backoff.get(k, (0.0, 0.0))[0] <= now}
+        if sum(w.count for w in ready.values()) >= self.settings.flush_size:
+            return sorted(ready)
+        return sorted(k for k, w in ready.items() if now - w.oldest >= self.settings.flush_after)
+
+    def _next_check(self, waiting: dict[str, Waiting], now: float) -> float:
+        times = [
+            max(w.oldest + self.settings.flush_after, self._backoff.get(k, (0.0, 0.0))[0]) for k, w in waiting.items()
+        ]
+        return min(times) if times else now + IDLE_WAIT
+
+    # -- one flush -----------------------------------------------------------------------------
+
+    def flush(self, due: dict[str, Waiting]) -> FlushOutcome:
+        """Apply and sync the due audiences' waiting changes; delete those that were synced."""
+        t0 = time.perf_counter()
+        self.flushing = True
+        outcome = FlushOutcome()
+        try:
+            apply_changes(self.store, {k: w.max_seq for k, w in due.items()})
+            configured = [k for k in due if k in self._audiences]
+            for k in set(due) - set(configured):
+                log.warning("queued changes for %r, which is no longer a stream audience, were dropped", k)
+                outcome.done[k] = self._done(k, due[k])
+            if configured:
+                self._sync_audiences(configured, due, outcome)
+        finally:
+            self.flushing = False
+            self.metrics.flushed(time.perf_counter() - t0, not outcome.kept)
+            self._refresh_stats()
+        return outcome
+
+    def _sync_audiences(self, keys: list[str], due: dict[str, Waiting], outcome: FlushOutcome) -> None:
+        try:
+            report = self._sync(self.config, audiences=keys, include_stream=True, store=self.store, client=self.client)
+            by_key: dict[str, AudienceReport] = {a.key: a for a in report.audiences}
+        except Exception as exc:
+            log.exception("the stream sync raised; its changes stay queued")
+            by_key = {}
+            reason = f"sync raised {type(exc).__name__}"
+            outcome.errors.update({k: reason for k in keys})
+        for k in keys:
+            rep = by_key.get(k)
+            if rep is not None and rep.status in ("ok", "waiting"):
+                outcome.done[k] = self._done(k, due[k])
+                self.metrics.add("sent", k, due[k].count)
+                for fb in rep.facebook:
+                    self.metrics.add("rows_added", k, fb.adds if fb.status == "ok" else 0)
+                    self.metrics.add("rows_removed", k, fb.removes if fb.status == "ok" else 0)
+                self._backoff.pop(k, None)
+                continue
+            reason = outcome.errors.get(k) or (rep.error if rep is not None and rep.error else "sync did not finish")
+            outcome.errors[k] = reason
+            outcome.kept[k] = due[k].count
+            self.metrics.add("failed", k, due[k].count)
+            self._back_off(k, reason)
+
+    def _done(self, key: str, w: Waiting) -> int:
+        self.store.con.execute(f"DELETE FROM {QUEUE} WHERE audience_key = ? AND seq <= ?", [key, w.max_seq])
+        return w.count
+
+    def _back_off(self, key: str, reason: str) -> None:
+        _, last = self._backoff.get(key, (0.0, 0.0))
+        delay = min(BACKOFF_MAX, last * 2 if last else BACKOFF_START)
+        self._backoff[key] = (time.time() + delay, delay)
+        self.last_error = f"{key}: {reason}"
+        log.error("stream audience %s: %s; retrying in %.0fs", key, reason, delay)
+
+    def _refresh_stats(self) -> None:
+        n, oldest = self.store.con.execute(f"SELECT count(*), min(accepted_at) FROM {QUEUE}").fetchall()[0]
+        retry_at = max((t for t, _ in self._backoff.values()), default=0.0)
+        with self.stats.cond:
+            self.stats.pending, self.stats.oldest, self.stats.retry_at = int(n), oldest, retry_at
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "alive": self.alive(),
+            "flushing": self.flushing,
+            "backing_off": sorted(k for k, (t, _) in self._backoff.items() if t > time.time()),
+            "last_error": self.last_error,
+        }
+
+
+_LAST = ", ".join(
+    f"arg_max({c}, seq) FILTER (WHERE {c} IS NOT NULL AND seq > coalesce(last_out, -1)) AS {c}" for c in COLUMNS
+)
+_MERGED = ", ".join(f"coalesce(f.{c}, CASE WHEN NOT f.fresh THEN m.{c} END) AS {c}" for c in COLUMNS)
+_COLS = ", ".join(COLUMNS)
+
+
+def apply_changes(store: StateStore, upto: dict[str, int]) -> int:
+    """Coalesce the queued changes (per audience, up to a seq) into `st.stream_members`.
+
+    Per person the last change decides membership; each key takes its last value given since
+    the person's last exit, and falls back to what the members table held when they did not leave.
+    Returns how many people were touched. Idempotent: the same changes give the same table.
+    """
+    con = store.con
+    con.execute("CREATE OR REPLACE TEMP TABLE flush_upto (audience_key VARCHAR, max_seq BIGINT)")
+    con.executemany("INSERT INTO flush_upto VALUES (?, ?)", [[k, s] for k, s in upto.items()])
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE flush_final AS
+            WITH q AS (
+                SELECT s.*,
+                    max(CASE WHEN NOT s.member THEN s.seq END) OVER (PARTITION BY s.audience_key, s.pk) AS last_out,
+                    max(s.seq) OVER (PARTITION BY s.audience_key, s.pk) AS last_seq
+                FROM {QUEUE} s JOIN flush_upto u ON s.audience_key = u.audience_key AND s.seq <= u.max_seq
+            )
+            SELECT audience_key, pk, bool_or(member AND seq = last_seq) AS member,
+                   bool_or(last_out IS NOT NULL) AS fresh, {_LAST}
+            FROM q GROUP BY audience_key, pk"""
+    )
+    con.execute("BEGIN")
+    try:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE flush_rows AS
+                SELECT f.audience_key, f.pk, {_MERGED}
+                FROM flush_final f LEFT JOIN {pipeline.STREAM_MEMBERS} m
+                  ON m.audience_key = f.audience_key AND m.pk = f.pk
+                WHERE f.member"""
+        )
+        con.execute(
+            f"""DELETE FROM {pipeline.STREAM_MEMBERS} m USING flush_final f
+                WHERE m.audience_key = f.audience_key AND m.pk = f.pk"""
+        )
+        con.execute(
+            f"INSERT INTO {pipeline.STREAM_MEMBERS} (audience_key, pk, {_COLS}) "
+            f"SELECT audience_key, pk, {_COLS} FROM flush_rows"
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return con.execute("SELECT count(*) FROM flush_final").fetchall()[0][0]

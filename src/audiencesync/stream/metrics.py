@@ -1,0 +1,113 @@
+"""The server's counters and gauges, rendered in Prometheus' text exposition format.
+
+Labels are audience keys, reasons and Meta key names only: a metric never carries a person's value.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Metrics:
+    """Thread-safe counters; gauges (queue depth, oldest age) are read live when rendered."""
+
+    accepted: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    invalid_values: Counter[tuple[str, str]] = field(default_factory=Counter)
+    sent: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    rows_added: Counter[str] = field(default_factory=Counter)
+    rows_removed: Counter[str] = field(default_factory=Counter)
+    flushes: Counter[str] = field(default_factory=Counter)
+    commerce_not_forwarded: int = 0
+    last_flush_seconds: float = 0.0
+    last_success: float | None = None
+    started: float = field(default_factory=time.time)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, counter: str, label: str | tuple[str, str], n: int = 1) -> None:
+        with self._lock:
+            getattr(self, counter)[label] += n
+
+    def commerce(self, n: int) -> None:
+        with self._lock:
+            self.commerce_not_forwarded += n
+
+    def flushed(self, seconds: float, ok: bool) -> None:
+        with self._lock:
+            self.last_flush_seconds = seconds
+            self.flushes["ok" if ok else "failed"] += 1
+            if ok:
+                self.last_success = time.time()
+
+    def render(self, depth: int, oldest_age: float, depth_by_audience: dict[str, int]) -> str:
+        with self._lock:
+            lines: list[str] = []
+            _family(lines, "queue_depth", "gauge", "Accepted changes not yet synced to Facebook.", {(): depth})
+            _family(
+                lines,
+                "queue_depth_by_audience",
+                "gauge",
+                "Accepted changes not yet synced, per audience.",
+                {(("audience", k),): v for k, v in depth_by_audience.items()},
+            )
+            _family(lines, "oldest_change_age_seconds", "gauge", "Age of the oldest unsynced change.", {(): oldest_age})
+            _family(lines, "accepted_total", "counter", "Membership changes accepted (answered 200).",
+                    _by("audience", self.accepted))  # fmt: skip
+            _family(lines, "rejected_total", "counter", "Requests refused, by reason.", _by("reason", self.rejected))
+            _family(
+                lines,
+                "invalid_values_total",
+                "counter",
+                "Trait values dropped as invalid for their key, by key and reason.",
+                {(("key", k), ("reason", r)): v for (k, r), v in self.invalid_values.items()},
+            )
+            _family(lines, "sent_total", "counter", "Changes synced to Facebook (after coalescing), per audience.",
+                    _by("audience", self.sent))  # fmt: skip
+            _family(lines, "failed_total", "counter", "Changes whose sync failed (kept and retried), per audience.",
+                    _by("audience", self.failed))  # fmt: skip
+            _family(lines, "facebook_rows_added_total", "counter", "Rows added to Facebook audiences.",
+                    _by("audience", self.rows_added))  # fmt: skip
+            _family(lines, "facebook_rows_removed_total", "counter", "Rows removed from Facebook audiences.",
+                    _by("audience", self.rows_removed))  # fmt: skip
+            _family(lines, "flushes_total", "counter", "Flushes, by outcome.", _by("outcome", self.flushes))
+            _family(lines, "last_flush_duration_seconds", "gauge", "How long the last flush took.",
+                    {(): self.last_flush_seconds})  # fmt: skip
+            _family(lines, "commerce_events_not_forwarded_total", "counter",
+                    "mParticle commerce events accepted but not forwarded to the Conversions API.",
+                    {(): self.commerce_not_forwarded})  # fmt: skip
+            if self.last_success is not None:
+                _family(lines, "last_successful_flush_timestamp_seconds", "gauge",
+                        "Unix time of the last flush that synced.", {(): self.last_success})  # fmt: skip
+            return "\n".join(lines) + "\n"
+
+
+PREFIX = "audiencesync_stream_"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _by(label: str, counter: Counter[str]) -> dict[tuple[tuple[str, str], ...], float]:
+    return {((label, k),): v for k, v in counter.items()}
+
+
+def _family(
+    lines: list[str], name: str, kind: str, help_text: str, samples: dict[tuple[tuple[str, str], ...], float]
+) -> None:
+    full = PREFIX + name
+    lines.append(f"# HELP {full} {help_text}")
+    lines.append(f"# TYPE {full} {kind}")
+    for labels, value in sorted(samples.items()):
+        text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+        lines.append(f"{full}{{{text}}} {_number(value)}" if text else f"{full} {_number(value)}")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

@@ -1,0 +1,396 @@
+"""The shapes the server accepts, each turned into membership changes for configured audiences.
+
+* Segment's Tracking API: `identify` and `track` (single, or in `/v1/batch`). Engage marks an
+  audience call with `context.personas` (`computation_class: audience`, `computation_key`) and
+  carries the membership as a true/false trait (identify) or property (track) named by the key.
+* mParticle: an Events API batch (`user_identities`, `user_attributes`, `device_info`, `events`)
+  whose true/false user attribute names an audience, a bulk list of such batches, or a Firehose
+  `audience_membership_change_request` (`user_profiles[].audiences[].action` add/delete).
+  Commerce events are counted and reported, not forwarded (see `Parsed.commerce_events`).
+* Our own: `{"audience": key, "user_id": ..., "in": true|false, "traits": {...}}`, one or a list.
+
+A request is all or nothing: if any call in it cannot be mapped, none is queued and the 4xx lists
+every problem by position. Messages name fields and audience keys, never a person's values.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from audiencesync.config import AudienceSettings, snake_case
+from audiencesync.stream.members import CallError, Change, Person, changes_for, keys_of_trait
+from audiencesync.stream.settings import ServeSettings
+
+MAX_PROBLEMS = 20
+
+MPARTICLE_ATTRIBUTES = {
+    "$firstname": "first_name",
+    "$lastname": "last_name",
+    "$gender": "gender",
+    "$city": "city",
+    "$state": "state",
+    "$zip": "zip",
+    "$country": "country",
+    "$mobile": "phone",
+}
+"""mParticle's reserved user attributes that are match keys, to trait names of the alias table."""
+
+MPARTICLE_IDENTITIES = {
+    "email": "email",
+    "mobile_number": "phone",
+    "phone_number_2": "phone",
+    "phone_number_3": "phone",
+}
+"""mParticle user identity types (Events API keys and Firehose `type`s) that are match keys."""
+
+MPARTICLE_DEVICE_IDS = ("ios_advertising_id", "android_advertising_id", "google_advertising_id")
+HASHED_ENCODINGS = ("sha256", "sha-256", "sha_256")
+TRUE_WORDS = {"true": True, "false": False}
+
+
+@dataclass
+class Parsed:
+    """What a request amounts to: changes to queue, and what was counted but not queued."""
+
+    changes: list[Change] = field(default_factory=list)
+    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
+    commerce_events: int = 0
+    calls: int = 0
+    firehose: bool = False
+
+
+class Parser:
+    """Maps calls to the configured stream audiences, within the configured field limits."""
+
+    def __init__(self, audiences: Mapping[str, AudienceSettings], settings: ServeSettings):
+        self.audiences = dict(audiences)
+        self.settings = settings
+        self._countries = {k: a.default_country for k, a in self.audiences.items()}
+
+    # -- entry points, one per endpoint family ---------------------------------------------------
+
+    def segment(self, body: Any, kind: str) -> Parsed:
+        """`kind` is identify, track or batch (the endpoint the body came to)."""
+        if kind == "batch":
+            if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+                raise CallError("the body must be an object with a `batch` list of identify/track calls")
+            shared = body.get("context") if isinstance(body.get("context"), dict) else {}
+            calls = body["batch"]
+            self._check_count(calls)
+            return self._each(calls, "batch", lambda call: self._segment_call(call, None, shared), sized=True)
+        if not isinstance(body, dict):
+            raise CallError(f"the body must be a Segment {kind} call (a JSON object)")
+        return self._each([body], None, lambda call: self._segment_call(call, kind, {}))
+
+    def mparticle(self, body: Any) -> Parsed:
+        """An Events API batch, a bulk list of them, or a Firehose audience membership request."""
+        if isinstance(body, list):
+            self._check_count(body)
+            return self._each(body, "batches", self._mparticle_batch, sized=True)
+        if not isinstance(body, dict):
+            raise CallError("the body must be an mParticle batch object, a list of batches, or a membership request")
+        if body.get("type") == "audience_membership_change_request":
+            profiles = body.get("user_profiles") or []
+            if not isinstance(profiles, list):
+                raise CallError("user_profiles: must be a list")
+            self._check_count(profiles)
+            parsed = self._each(profiles, "user_profiles", self._firehose_profile, sized=True)
+            parsed.firehose = True
+            return parsed
+        return self._each([body], None, self._mparticle_batch)
+
+    def membership(self, body: Any) -> Parsed:
+        """Our own call: one object, a list of them, or `{"batch": [...]}`."""
+        if isinstance(body, dict) and isinstance(body.get("batch"), list):
+            body = body["batch"]
+        if isinstance(body, list):
+            self._check_count(body)
+            return self._each(body, "batch", self._own_call, sized=True)
+        if not isinstance(body, dict):
+            raise CallError('the body must be {"audience": key, "user_id": ..., "in": true|false, "traits": {...}}')
+        return self._each([body], None, self._own_call)
+
+    # -- all-or-nothing over the calls of one request --------------------------------------------
+
+    def _each(
+        self, calls: list[Any], where: str | None, one: Callable[[Any], Parsed], *, sized: bool = False
+    ) -> Parsed:
+        out = Parsed()
+        problems: list[str] = []
+        for i, call in enumerate(calls):
+            at = f"{where}[{i}]" if where else ""
+            if sized and len(orjson.dumps(call)) > self.settings.max_call_bytes:
+                raise CallError(f"{at}: the call is larger than {self.settings.max_call_bytes} bytes", status=413)
+            try:
+                got = one(call)
+            except CallError as e:
+                if e.status == 413:
+                    raise CallError(f"{at}: {e}" if at else str(e), status=413) from None
+                problems.append(f"{at}: {e}" if at else str(e))
+                continue
+            out.changes += got.changes
+            out.invalid.update(got.invalid)
+            out.commerce_events += got.commerce_events
+            out.calls += 1
+        if problems:
+            more = len(problems) - MAX_PROBLEMS
+            shown = problems[:MAX_PROBLEMS] + ([f"... and {more} more"] if more > 0 else [])
+            raise CallError("; ".join(shown) + ("; nothing in this request was queued" if where else ""))
+        return out
+
+    def _check_count(self, calls: list[Any]) -> None:
+        if len(calls) > self.settings.max_calls:
+            raise CallError(f"{len(calls)} calls in one request; the limit is {self.settings.max_calls}", status=413)
+
+    # -- Segment -----------------------------------------------------------------------------------
+
+    def _segment_call(self, call: Any, kind: str | None, shared: Mapping[str, Any]) -> Parsed:
+        if not isinstance(call, dict):
+            raise CallError("a call must be a JSON object")
+        kind = kind or call.get("type")
+        if call.get("type") not in (None, kind) or kind not in ("identify", "track"):
+            raise CallError(
+                f"type: {_short(call.get('type'))} calls carry no audience membership; send identify or track"
+            )
+        context = {**shared, **self._object(call.get("context"), "context")}
+        bag_name = "traits" if kind == "identify" else "properties"
+        bag = self._object(call.get(bag_name), bag_name)
+        person = Person(
+            user_id=self._id(call.get("userId"), "userId"),
+            anonymous_id=self._id(call.get("anonymousId"), "anonymousId"),
+        )
+        if person.user_id is None and person.anonymous_id is None:
+            raise CallError("userId or anonymousId is required")
+        context_traits = self._object(context.get("traits"), "context.traits")
+        for source in (bag, context_traits) if kind == "identify" else (context_traits, bag):
+            self._add_traits(person, source, bag_name if source is bag else "context.traits")
+            self._add_traits(person, self._object(source.get("address"), "address"), "address")
+        device = context.get("device") if isinstance(context.get("device"), dict) else {}
+        if device.get("advertisingId") and device.get("adTrackingEnabled") is not False:
+            self._add_traits(person, {"madid": device["advertisingId"]}, "context.device")
+        memberships = self._segment_memberships(call, kind, bag, bag_name, context)
+        return self._changes(person, memberships)
+
+    def _segment_memberships(
+        self, call: dict[str, Any], kind: str, bag: Mapping[str, Any], bag_name: str, context: Mapping[str, Any]
+    ) -> dict[str, bool]:
+        personas = context.get("personas")
+        if isinstance(personas, dict) and personas.get("computation_class") is not None:
+            klass = personas.get("computation_class")
+            if klass != "audience":
+                raise CallError(
+                    f"context.personas.computation_class is {_short(klass)}: only audiences carry a membership"
+                )
+            key = personas.get("computation_key")
+            if not isinstance(key, str) or not key:
+                raise CallError("context.personas.computation_key: the audience key is missing")
+            self._known(key)
+            if key in bag:
+                return {key: self._flag(bag[key], f"{bag_name}.{key}")}
+            entered = _entered(call.get("event")) if kind == "track" else None
+            if entered is None:
+                raise CallError(f"{bag_name}.{key}: the audience's true/false {bag_name[:-1]} is missing")
+            return {key: entered}
+        found = {k: self._flag(bag[k], f"{bag_name}.{k}") for k in bag if k in self.audiences}
+        if kind == "track" and not found:
+            key = bag.get("audience_key")
+            entered = _entered(call.get("event"))
+            if isinstance(key, str) and entered is not None:
+                self._known(key)
+                found = {key: entered}
+        if not found:
+            raise CallError(
+                f"no {bag_name[:-1]} names a configured stream audience with true/false "
+                f"(configured: {self._configured()})"
+            )
+        return found
+
+    # -- mParticle ---------------------------------------------------------------------------------
+
+    def _mparticle_batch(self, batch: Any) -> Parsed:
+        if not isinstance(batch, dict):
+            raise CallError("a batch must be a JSON object")
+        identities = self._object(batch.get("user_identities"), "user_identities")
+        attributes = self._object(batch.get("user_attributes"), "user_attributes")
+        events = batch.get("events") or []
+        if not isinstance(events, list):
+            raise CallError("events: must be a list")
+        commerce = sum(1 for e in events if isinstance(e, dict) and e.get("event_type") == "commerce_event")
+        memberships = {k: self._flag(attributes[k], f"user_attributes.{k}") for k in attributes if k in self.audiences}
+        if not memberships:
+            if commerce:
+                return Parsed(commerce_events=commerce)
+            raise CallError(
+                "no user attribute names a configured stream audience with true/false, and no commerce events "
+                f"(configured: {self._configured()})"
+            )
+        mpid = batch.get("mpid")
+        person = Person(
+            user_id=self._id(identities.get("customer_id"), "user_identities.customer_id"),
+            anonymous_id=f"mpid:{self._id(mpid, 'mpid')}" if mpid is not None else None,
+        )
+        traits = {MPARTICLE_IDENTITIES[k]: v for k, v in identities.items() if k in MPARTICLE_IDENTITIES}
+        self._add_traits(person, traits, "user_identities")
+        self._add_traits(person, {MPARTICLE_ATTRIBUTES.get(k, k): v for k, v in attributes.items()}, "user_attributes")
+        device = self._object(batch.get("device_info"), "device_info")
+        if device.get("limit_ad_tracking") is not True:
+            found = next((device[k] for k in MPARTICLE_DEVICE_IDS if device.get(k)), None)
+            self._add_traits(person, {"madid": found} if found else {}, "device_info")
+        parsed = self._changes(person, memberships)
+        parsed.commerce_events = commerce
+        return parsed
+
+    def _firehose_profile(self, profile: Any) -> Parsed:
+        if not isinstance(profile, dict):
+            raise CallError("a user profile must be a JSON object")
+        audiences = profile.get("audiences") or []
+        if not isinstance(audiences, list):
+            raise CallError("audiences: must be a list")
+        memberships: dict[str, bool] = {}
+        for j, aud in enumerate(audiences):
+            if not isinstance(aud, dict):
+                raise CallError(f"audiences[{j}]: must be an object")
+            action = aud.get("action")
+            if action not in ("add", "delete"):
+                continue
+            memberships[self._mparticle_audience(aud, j)] = action == "add"
+        if not memberships:
+            return Parsed()
+        person = Person()
+        invalid: Counter[tuple[str, str]] = Counter()
+        for field_name in ("user_identities", "device_identities"):
+            items = profile.get(field_name) or []
+            if not isinstance(items, list):
+                raise CallError(f"{field_name}: must be a list")
+            for j, ident in enumerate(items):
+                self._firehose_identity(person, ident, f"{field_name}[{j}]", invalid)
+        mpid = profile.get("mpid")
+        if person.user_id is None and mpid is not None:
+            person.anonymous_id = f"mpid:{self._id(mpid, 'mpid')}"
+        parsed = self._changes(person, memberships)
+        parsed.invalid.update(invalid)
+        return parsed
+
+    def _firehose_identity(self, person: Person, ident: Any, at: str, invalid: Counter[tuple[str, str]]) -> None:
+        if not isinstance(ident, dict):
+            raise CallError(f"{at}: must be an object")
+        kind, encoding, value = ident.get("type"), str(ident.get("encoding") or "raw").lower(), ident.get("value")
+        if value is None:
+            return
+        hashed = encoding in HASHED_ENCODINGS
+        if encoding != "raw" and not hashed:
+            invalid[(str(kind), f"{encoding}_encoded")] += 1
+            return
+        if kind in ("customer", "customer_id"):
+            uid = self._id(value, f"{at}.value")
+            if hashed:
+                person.anonymous_id = person.anonymous_id or f"customer-sha256:{uid}"
+            else:
+                person.user_id = uid
+        elif kind in MPARTICLE_IDENTITIES:
+            self._add_traits(person, {MPARTICLE_IDENTITIES[kind]: value}, f"{at}.value")
+        elif kind in MPARTICLE_DEVICE_IDS and not hashed:
+            self._add_traits(person, {"madid": value}, f"{at}.value")
+
+    def _mparticle_audience(self, aud: Mapping[str, Any], j: int) -> str:
+        name, ident = aud.get("audience_name"), aud.get("audience_id")
+        for key, a in self.audiences.items():
+            if (isinstance(name, str) and (key == snake_case(name) or a.name == name)) or (
+                ident is not None and key == str(ident)
+            ):
+                return key
+        raise CallError(
+            f"audiences[{j}]: audience {_short(name)} (id {_short(ident)}) is not a configured stream audience "
+            f"(configured: {self._configured()})"
+        )
+
+    # -- ours --------------------------------------------------------------------------------------
+
+    def _own_call(self, call: Any) -> Parsed:
+        if not isinstance(call, dict):
+            raise CallError("a call must be a JSON object")
+        key = call.get("audience")
+        if not isinstance(key, str) or not key:
+            raise CallError("audience: the audience key is required")
+        self._known(key)
+        if "in" not in call:
+            raise CallError("in: true (entered) or false (left) is required")
+        member = self._flag(call["in"], "in")
+        person = Person(
+            user_id=self._id(call.get("user_id"), "user_id"),
+            anonymous_id=self._id(call.get("anonymous_id"), "anonymous_id"),
+        )
+        self._add_traits(person, self._object(call.get("traits"), "traits"), "traits")
+        return self._changes(person, {key: member})
+
+    # -- shared checks -----------------------------------------------------------------------------
+
+    def _changes(self, person: Person, memberships: Mapping[str, bool]) -> Parsed:
+        changes, invalid = changes_for(person, memberships, self._countries)
+        return Parsed(changes=changes, invalid=invalid)
+
+    def _known(self, key: str) -> None:
+        if key not in self.audiences:
+            raise CallError(
+                f"audience key {_short(key)} is not a configured stream audience (configured: {self._configured()})"
+            )
+
+    def _configured(self) -> str:
+        return ", ".join(sorted(self.audiences)) or "none"
+
+    def _add_traits(self, person: Person, traits: Mapping[str, Any], where: str) -> None:
+        """Only traits that name a key are kept (and checked); anything else is ignored, unread."""
+        limit = self.settings.max_value_length
+        for name, value in traits.items():
+            if not isinstance(name, str) or not keys_of_trait(name):
+                continue
+            if isinstance(value, str) and len(value) > limit:
+                raise CallError(f"{where}.{name}: longer than {limit} characters")
+            if isinstance(value, list | dict) and len(orjson.dumps(value)) > limit:
+                raise CallError(f"{where}.{name}: longer than {limit} characters")
+            person.add({name: value})
+
+    def _id(self, value: Any, where: str) -> str | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise CallError(f"{where}: must be a string")
+        text = str(value)
+        if len(text) > self.settings.max_id_length:
+            raise CallError(f"{where}: longer than {self.settings.max_id_length} characters")
+        return text
+
+    @staticmethod
+    def _object(value: Any, where: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise CallError(f"{where}: must be an object")
+        return value
+
+    @staticmethod
+    def _flag(value: Any, where: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in TRUE_WORDS:
+            return TRUE_WORDS[value.strip().lower()]
+        raise CallError(f"{where}: must be true or false")
+
+
+def _entered(event: Any) -> bool | None:
+    """Engage's track calls are named `Audience Entered` / `Audience Exited`."""
+    if not isinstance(event, str):
+        return None
+    name = event.strip().lower()
+    return True if name == "audience entered" else False if name == "audience exited" else None
+
+
+def _short(value: Any) -> str:
+    """An identifier echoed in an error (an audience key or a type), cut short; never a trait."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "...'"

@@ -1,0 +1,257 @@
+"""The durable queue: accepted changes, written to the state file before the caller hears 200.
+
+One writer thread owns every insert. HTTP handlers hand it their changes and wait; it takes
+whatever has gathered, writes it in one transaction (group commit: many calls, one commit) and
+then answers them all. A change is in `st.stream_queue` from the moment its call is answered
+until the flusher has synced it to Facebook, so a crash anywhere re-flushes it on restart.
+
+The queue holds hashed keys only (see `members.py`), as does `st.stream_members`, the table of
+who is currently in each stream audience that the pipeline reads as the audience's source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import queue as stdqueue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from audiencesync.pipeline import STREAM_MEMBERS
+from audiencesync.state.store import StateStore
+from audiencesync.stream.members import COLUMNS, Change
+
+log = logging.getLogger(__name__)
+
+QUEUE = "st.stream_queue"
+MAX_GROUP = 50_000
+"""Changes written in one transaction at most; more wait for the next one."""
+
+_VALUE_DDL = ", ".join(f"{c} VARCHAR" for c in COLUMNS)
+DDL = f"""
+CREATE TABLE IF NOT EXISTS {STREAM_MEMBERS} (audience_key VARCHAR, pk VARCHAR, {_VALUE_DDL});
+CREATE TABLE IF NOT EXISTS {QUEUE} (
+    seq BIGINT NOT NULL, accepted_at DOUBLE NOT NULL, audience_key VARCHAR NOT NULL, pk VARCHAR NOT NULL,
+    member BOOLEAN NOT NULL, {_VALUE_DDL}
+);
+"""
+
+
+def create_tables(store: StateStore) -> None:
+    store.con.execute(DDL)
+
+
+class QueueFull(Exception):
+    """The queue is over its bound; the caller should come back after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"the queue is full; retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class WriterStopped(RuntimeError):
+    """The writer is not running (shutting down, or it failed); nothing was written."""
+
+
+@dataclass
+class QueueStats:
+    """What the writer and the flusher share: how much waits, since when, and when to come back.
+
+    `wake` is set (under `cond`) whenever the flusher should look again sooner than it planned.
+    """
+
+    flush_size: int
+    pending: int = 0
+    inflight: int = 0
+    oldest: float | None = None
+    retry_at: float = 0.0
+    wake: bool = False
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def load(self, store: StateStore) -> None:
+        n, oldest = store.con.execute(f"SELECT count(*), min(accepted_at) FROM {QUEUE}").fetchall()[0]
+        with self.cond:
+            self.pending, self.oldest = int(n), oldest
+
+    def committed(self, n: int, at: float) -> None:
+        with self.cond:
+            was = self.pending
+            self.pending += n
+            self.inflight -= n
+            self.oldest = at if self.oldest is None else min(self.oldest, at)
+            if was == 0 or (was < self.flush_size <= self.pending):
+                self.wake = True
+                self.cond.notify_all()
+
+    def oldest_age(self) -> float:
+        with self.cond:
+            return max(0.0, time.time() - self.oldest) if self.oldest is not None else 0.0
+
+
+class QueueWriter:
+    """Group-commits changes into `st.stream_queue` on its own thread."""
+
+    def __init__(self, store: StateStore, stats: QueueStats, *, max_queue: int, flush_after: float, retry_max: float):
+        self.store = store
+        self.stats = stats
+        self.max_queue = max_queue
+        self.flush_after = flush_after
+        self.retry_max = retry_max
+        self._inbox: stdqueue.Queue[_Item | None] = stdqueue.Queue()
+        self._thread = threading.Thread(target=self._run, name="stream-queue-writer", daemon=True)
+        self._stopped = False
+        self._next_seq = 1 + store.con.execute(f"SELECT coalesce(max(seq), 0) FROM {QUEUE}").fetchall()[0][0]
+        self.written: Counter[str] = Counter()
+
+    def start(self) -> QueueWriter:
+        self._thread.start()
+        return self
+
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._stopped
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopped = True
+        self._inbox.put(None)
+        self._thread.join(timeout)
+
+    def reserve(self, n: int) -> None:
+        """Claim room for `n` changes, or raise QueueFull with how long to wait."""
+        s = self.stats
+        with s.cond:
+            if s.pending + s.inflight + n > self.max_queue and n > 0:
+                raise QueueFull(self.retry_after())
+            s.inflight += n
+
+    def retry_after(self) -> int:
+        wait = max(self.flush_after, self.stats.retry_at - time.time(), 1.0)
+        return math.ceil(min(wait, self.retry_max))
+
+    async def put(self, changes: Sequence[Change]) -> None:
+        """Return once `changes` are committed to the state file; QueueFull at once if over the bound."""
+        if not changes:
+            return
+        self.reserve(len(changes))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._submit(_Item(list(changes), lambda exc: _resolve(loop, future, exc)))
+        await future
+
+    def put_blocking(self, changes: Sequence[Change], timeout: float = 30.0) -> None:
+        """The same as `put`, for callers without an event loop (tools and tests)."""
+        if not changes:
+            return
+        self.reserve(len(changes))
+        done = threading.Event()
+        error: list[BaseException | None] = [None]
+
+        def finish(exc: BaseException | None) -> None:
+            error[0] = exc
+            done.set()
+
+        self._submit(_Item(list(changes), finish))
+        if not done.wait(timeout):
+            raise TimeoutError("the queue writer did not answer")
+        if error[0] is not None:
+            raise error[0]
+
+    def _submit(self, item: _Item) -> None:
+        if not self.alive():
+            self._release(len(item.changes))
+            raise WriterStopped("the server is shutting down; nothing was queued")
+        self._inbox.put(item)
+
+    def _release(self, n: int) -> None:
+        with self.stats.cond:
+            self.stats.inflight -= n
+
+    def _run(self) -> None:
+        while True:
+            first = self._inbox.get()
+            if first is None:
+                self._fail_rest()
+                return
+            group, size = [first], len(first.changes)
+            while size < MAX_GROUP:
+                try:
+                    more = self._inbox.get_nowait()
+                except stdqueue.Empty:
+                    break
+                if more is None:
+                    self._inbox.put(None)
+                    break
+                group.append(more)
+                size += len(more.changes)
+            self._write(group, size)
+
+    def _write(self, group: list[_Item], size: int) -> None:
+        at = time.time()
+        changes = [c for item in group for c in item.changes]
+        try:
+            table = _arrow(changes, self._next_seq, at)
+            con = self.store.con
+            con.register("incoming_changes", table)
+            try:
+                cols = ", ".join(table.column_names)
+                con.execute(f"INSERT INTO {QUEUE} ({cols}) SELECT {cols} FROM incoming_changes")
+            finally:
+                con.unregister("incoming_changes")
+        except Exception as exc:
+            log.error("the queue write failed (%s: %s); %d changes refused", type(exc).__name__, exc, size)
+            self._release(size)
+            for item in group:
+                item.done(WriterStopped(f"the queue could not be written ({type(exc).__name__})"))
+            return
+        self._next_seq += size
+        self.written.update(c.audience_key for c in changes)
+        self.stats.committed(size, at)
+        for item in group:
+            item.done(None)
+
+    def _fail_rest(self) -> None:
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except stdqueue.Empty:
+                return
+            if item is not None:
+                self._release(len(item.changes))
+                item.done(WriterStopped("the server is shutting down; nothing was queued"))
+
+
+@dataclass
+class _Item:
+    changes: list[Change]
+    done: Callable[[BaseException | None], None]
+
+
+def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], exc: BaseException | None) -> None:
+    def settle() -> None:
+        if future.done():
+            return
+        if exc is None:
+            future.set_result(None)
+        else:
+            future.set_exception(exc)
+
+    loop.call_soon_threadsafe(settle)
+
+
+def _arrow(changes: list[Change], first_seq: int, at: float) -> pa.Table:
+    n = len(changes)
+    data: dict[str, pa.Array] = {
+        "seq": pa.array(range(first_seq, first_seq + n), pa.int64()),
+        "accepted_at": pa.array([at] * n, pa.float64()),
+        "audience_key": pa.array([c.audience_key for c in changes], pa.string()),
+        "pk": pa.array([c.pk for c in changes], pa.string()),
+        "member": pa.array([c.member for c in changes], pa.bool_()),
+    }
+    for col in COLUMNS:
+        data[col] = pa.array([c.values.get(col) for c in changes], pa.string())
+    return pa.table(data)
