@@ -244,3 +244,15 @@ def test_capi_form_encoded_data(graph: Graph) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["events_received"] == 1
     assert isinstance(httpx.Response, type)
+
+
+def test_field_expansion_syntax_selects_whole_fields(graph: Graph) -> None:
+    aud = graph.create()
+    body = graph.get(f"/{aud}", params={"fields": "name,operation_status{code,description},data_source"}).json()
+    assert set(body) == {"id", "name", "operation_status", "data_source"}
+
+
+def test_legacy_offline_events_version_is_gone(graph: Graph) -> None:
+    url = f"{graph.server.url}/v16.0/123/events"
+    err = error_of(graph.http.post(url, data={"access_token": graph.token, "upload_tag": "t", "data": "[]"}))
+    assert err["code"] == 2635

@@ -41,6 +41,9 @@ def test_error_fault_defaults_and_fields(graph: Graph) -> None:
     add_fault(graph, path="customaudiences", error={"code": 17, "message": "(#17) User request limit reached"})
     err = error_of(graph.get("/act_1/customaudiences"))
     assert err["code"] == 17 and err["is_transient"] is True
+    add_fault(graph, path="customaudiences", error={"code": 4})
+    err = error_of(graph.get("/act_1/customaudiences"))
+    assert (err["code"], err["is_transient"]) == (4, True)
     add_fault(graph, path="customaudiences", error={"code": 1, "error_subcode": 99})
     assert error_of(graph.get("/act_1/customaudiences"))["code"] == 1
 

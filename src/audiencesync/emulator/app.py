@@ -98,6 +98,21 @@ def parse_form(body: str) -> list[tuple[str, str]]:
     return out
 
 
+def _split_fields(text: str) -> list[str]:
+    """Split ``fields`` on top-level commas (commas inside ``{...}`` belong to a sub-selection)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
@@ -204,9 +219,10 @@ class Emulator:
                 raw = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 raise errors.invalid_param("Param fields must be a comma-separated list") from None
-        names = raw if isinstance(raw, list) else str(raw).split(",")
-        out = [str(n).strip() for n in names if str(n).strip()]
-        return out or ["id"]
+        names = raw if isinstance(raw, list) else _split_fields(str(raw))
+        # field expansion ("operation_status{code}") and modifiers (".limit(5)") select the whole field here
+        out = [re.split(r"[{.]", str(n), maxsplit=1)[0].strip() for n in names]
+        return [n for n in out if n] or ["id"]
 
     def _audience_view(self, aud: Audience, wanted: list[str]) -> dict[str, Any]:
         for name in wanted:
