@@ -153,6 +153,8 @@ class Parser:
         if not isinstance(call, dict):
             raise CallError("a call must be a JSON object")
         kind = kind or call.get("type")
+        if kind is None:
+            raise CallError("type: identify or track is required for each call of a batch")
         if call.get("type") not in (None, kind) or kind not in ("identify", "track"):
             raise CallError(
                 f"type: {_short(call.get('type'))} calls carry no audience membership; send identify or track"

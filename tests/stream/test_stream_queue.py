@@ -1,0 +1,135 @@
+"""The durable queue and the coalescing of a flush, on a state file of their own (no HTTP)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from audiencesync.state import StateStore
+from audiencesync.stream.flusher import apply_changes
+from audiencesync.stream.members import Change
+from audiencesync.stream.queue import QueueFull, QueueStats, QueueWriter, create_tables
+
+from .conftest import sha
+
+A, B = "aud_a", "aud_b"
+
+
+def change(pk: str, member: bool, audience: str = A, **values: str) -> Change:
+    return Change(audience, sha(pk), member, values)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = StateStore(tmp_path / "state.duckdb")
+    create_tables(s)
+    yield s
+    s.close()
+
+
+def writer_for(store: StateStore, max_queue: int = 1000) -> QueueWriter:
+    stats = QueueStats(flush_size=10)
+    stats.load(store)
+    return QueueWriter(StateStore.sharing(store), stats, max_queue=max_queue, flush_after=2, retry_max=60).start()
+
+
+def members(store: StateStore, audience: str = A) -> dict[str, dict[str, str | None]]:
+    rows = store.con.execute(
+        "SELECT pk, email, phone, first_name FROM st.stream_members WHERE audience_key = ? ORDER BY pk", [audience]
+    ).fetchall()
+    return {pk: {"email": e, "phone": p, "first_name": f} for pk, e, p, f in rows}
+
+
+def queue_all(store: StateStore, changes: list[Change]) -> dict[str, int]:
+    w = writer_for(store)
+    w.put_blocking(changes)
+    w.stop()
+    rows = store.con.execute("SELECT audience_key, max(seq) FROM st.stream_queue GROUP BY 1").fetchall()
+    return dict(rows)
+
+
+def test_a_committed_change_survives_reopening_the_file(tmp_path: Path):
+    path = tmp_path / "state.duckdb"
+    with StateStore(path) as s:
+        create_tables(s)
+        w = writer_for(s)
+        w.put_blocking([change("u1", True, email=sha("a@b.io"))])
+        w.stop()
+    with StateStore(path) as s:
+        rows = s.con.execute("SELECT seq, audience_key, pk, member, email FROM st.stream_queue").fetchall()
+    assert rows == [(1, A, sha("u1"), True, sha("a@b.io"))]
+
+
+def test_sequence_numbers_continue_after_a_restart(store):
+    queue_all(store, [change("u1", True), change("u2", True)])
+    queue_all(store, [change("u3", True)])
+    seqs = [r[0] for r in store.con.execute("SELECT seq FROM st.stream_queue ORDER BY seq").fetchall()]
+    assert seqs == [1, 2, 3]
+
+
+def test_the_bound_refuses_before_writing(store):
+    w = writer_for(store, max_queue=2)
+    w.put_blocking([change("u1", True), change("u2", True)])
+    with pytest.raises(QueueFull) as e:
+        w.put_blocking([change("u3", True)])
+    assert e.value.retry_after >= 2
+    w.stop()
+    assert store.con.execute("SELECT count(*) FROM st.stream_queue").fetchall()[0][0] == 2
+
+
+def test_flips_inside_one_flush_coalesce_last_one_wins(store):
+    upto = queue_all(
+        store,
+        [
+            change("in-out", True, email=sha("1")),
+            change("in-out", False),
+            change("out-in", False),
+            change("out-in", True, email=sha("2")),
+            change("in-out-in", True, email=sha("3")),
+            change("in-out-in", False),
+            change("in-out-in", True),
+            change("in-in", True, email=sha("4")),
+            change("in-in", True, phone=sha("5")),
+        ],
+    )
+    touched = apply_changes(store, upto)
+    assert touched == 4
+    m = members(store)
+    assert set(m) == {sha("out-in"), sha("in-out-in"), sha("in-in")}
+    assert m[sha("out-in")]["email"] == sha("2")
+    assert m[sha("in-out-in")]["email"] is None  # it left: what it held before is forgotten
+    assert m[sha("in-in")] == {"email": sha("4"), "phone": sha("5"), "first_name": None}
+
+
+def test_traits_merge_with_what_the_member_held(store):
+    apply_changes(store, queue_all(store, [change("u", True, email=sha("old"), first_name=sha("ann"))]))
+    store.con.execute("DELETE FROM st.stream_queue")
+    apply_changes(store, queue_all(store, [change("u", True, email=sha("new"))]))
+    assert members(store)[sha("u")] == {"email": sha("new"), "phone": None, "first_name": sha("ann")}
+
+
+def test_leaving_removes_the_member_and_other_audiences_are_untouched(store):
+    apply_changes(store, queue_all(store, [change("u", True), change("u", True, audience=B)]))
+    store.con.execute("DELETE FROM st.stream_queue")
+    upto = queue_all(store, [change("u", False)])
+    apply_changes(store, upto)
+    assert members(store, A) == {} and set(members(store, B)) == {sha("u")}
+
+
+def test_applying_the_same_changes_twice_gives_the_same_table(store):
+    upto = queue_all(
+        store,
+        [change("a", True, email=sha("1")), change("b", True), change("a", False), change("a", True, phone=sha("2"))],
+    )
+    apply_changes(store, upto)
+    first = members(store)
+    apply_changes(store, upto)
+    assert members(store) == first
+
+
+def test_only_changes_up_to_the_snapshot_are_applied(store):
+    upto = queue_all(store, [change("a", True)])
+    queue_all(store, [change("b", True)])
+    apply_changes(store, upto)
+    assert set(members(store)) == {sha("a")}
