@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from audiencesync.matchkeys.context import DateOrder
+from audiencesync.matchkeys.dates import MONTHS
 from audiencesync.matchkeys.errors import (
     NO_LETTERS,
     NOT_AN_EMAIL,
@@ -36,18 +37,23 @@ class FastContext:
     current_year: int
 
 
-FastPath = Callable[[pl.DataFrame, FastContext], pl.DataFrame]
+FastPath = Callable[[pl.LazyFrame, FastContext], pl.LazyFrame]
 
 V = pl.col("v")
-ASCII = V.str.contains(r"^[\x00-\x7F]*$")
-T = V.str.strip_chars(ASCII_WHITESPACE)
+T = pl.col("t")
+ASCII = V.str.len_bytes() == V.str.len_chars()
 EMPTY = V.is_null() | (T.str.len_bytes() == 0)
-PRE = T.str.contains(r"^[0-9A-Fa-f]{64}$")
+PRE = (T.str.len_bytes() == 64) & T.str.contains(r"^[0-9A-Fa-f]{64}$")
 CLAIMED = V.is_null() | ASCII
 T_NUMBER = pl.when(T.str.contains(r"^\+?[0-9]+\.0+$")).then(T.str.replace(r"\.0+$", "")).otherwise(T)
 
 
-def _finish(frame: pl.DataFrame, norm: pl.Expr, reason: pl.Expr, *, hashed: bool = True) -> pl.DataFrame:
+def prepare(frame: pl.DataFrame) -> pl.LazyFrame:
+    """The trimmed text `t`, computed once: every rule below reads it."""
+    return frame.lazy().with_columns(t=V.str.strip_chars(ASCII_WHITESPACE))
+
+
+def _finish(frame: pl.LazyFrame, norm: pl.Expr, reason: pl.Expr, *, hashed: bool = True) -> pl.LazyFrame:
     """Empty and pre-hashed are decided here once, so each key only describes its own rule."""
     pre = (~EMPTY & PRE) if hashed else pl.lit(False)
     return frame.with_columns(
@@ -58,28 +64,28 @@ def _finish(frame: pl.DataFrame, norm: pl.Expr, reason: pl.Expr, *, hashed: bool
     )
 
 
-def email_fast(frame: pl.DataFrame, ctx: FastContext) -> pl.DataFrame:
+def email_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     lowered = T.str.to_lowercase()
     valid = lowered.str.contains(_EMAIL)
     return _finish(frame, pl.when(valid).then(lowered), pl.when(~valid).then(pl.lit(NOT_AN_EMAIL)))
 
 
-def _letters_only(frame: pl.DataFrame) -> pl.DataFrame:
+def _letters_only(frame: pl.LazyFrame) -> pl.LazyFrame:
     letters = T.str.to_lowercase().str.replace_all(r"[^a-z]+", "")
     present = letters.str.len_bytes() > 0
     return _finish(frame, pl.when(present).then(letters), pl.when(~present).then(pl.lit(NO_LETTERS)))
 
 
-def name_fast(frame: pl.DataFrame, ctx: FastContext) -> pl.DataFrame:
+def name_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     return _letters_only(frame)
 
 
-def city_fast(frame: pl.DataFrame, ctx: FastContext) -> pl.DataFrame:
+def city_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     """For ASCII input transliteration is the identity, so CT is the same rule as a name."""
     return _letters_only(frame)
 
 
-def zip_fast(frame: pl.DataFrame, ctx: FastContext) -> pl.DataFrame:
+def zip_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     compact = T_NUMBER.str.replace_all(f"[{WS}]+", "")
     country = pl.col("c")
     us = country.fill_null("") == "US"
@@ -108,15 +114,23 @@ def _days_in_month(year: pl.Expr, month: pl.Expr) -> pl.Expr:
     )
 
 
-def birth_year_fast(frame: pl.DataFrame, ctx: FastContext) -> pl.DataFrame:
+def birth_year_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     """Plain years, ISO dates and slashed dates with four-digit years; other shapes go scalar."""
     iso = T.str.extract_groups(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})$")
     slashed = T.str.extract_groups(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$")
+    named = T.str.to_lowercase().str.extract_groups(r"^([0-9]{1,2}) ([a-z]+) ([0-9]{4})$")
+    named_month = named.struct.field("2").replace_strict(MONTHS, default=None, return_dtype=pl.Int32)
     first, second = slashed.struct.field("1").cast(pl.Int32), slashed.struct.field("2").cast(pl.Int32)
     month_first = ctx.date_order == "MDY"
-    year = pl.coalesce(iso.struct.field("1"), slashed.struct.field("3")).cast(pl.Int32)
-    month = pl.coalesce(iso.struct.field("2").cast(pl.Int32), first if month_first else second)
-    day = pl.coalesce(iso.struct.field("3").cast(pl.Int32), second if month_first else first)
+    year = pl.coalesce(
+        iso.struct.field("1"),
+        slashed.struct.field("3"),
+        pl.when(named_month.is_not_null()).then(named.struct.field("3")),
+    ).cast(pl.Int32)
+    month = pl.coalesce(iso.struct.field("2").cast(pl.Int32), first if month_first else second, named_month)
+    day = pl.coalesce(
+        iso.struct.field("3").cast(pl.Int32), second if month_first else first, named.struct.field("1").cast(pl.Int32)
+    )
     real_day = (year >= 1) & month.is_between(1, 12) & day.is_between(1, 31) & (day <= _days_in_month(year, month))
     bare = T_NUMBER.str.contains(r"^[0-9]{1,7}$") & ~T.str.contains(r"^[0-9]{8}$")
     bare_year = pl.when(bare).then(T_NUMBER.cast(pl.Int64, strict=False))
@@ -136,11 +150,11 @@ def birth_year_fast(frame: pl.DataFrame, ctx: FastContext) -> pl.DataFrame:
     return out.with_columns(done=pl.col("done") & (EMPTY | PRE | known).fill_null(True))
 
 
-def madid_fast(frame: pl.DataFrame, ctx: FastContext) -> pl.DataFrame:
+def madid_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     lowered = T.str.to_lowercase()
     zero = lowered.str.contains(r"^[0-]*0[0-]*$")
     return _finish(frame, pl.when(~zero).then(lowered), pl.when(zero).then(pl.lit(ZERO_MADID)), hashed=False)
 
 
-def extern_id_fast(frame: pl.DataFrame, ctx: FastContext) -> pl.DataFrame:
+def extern_id_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     return _finish(frame, T, pl.lit(None, pl.String), hashed=False)

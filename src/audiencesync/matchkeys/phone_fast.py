@@ -22,7 +22,7 @@ from phonenumbers.phonenumber import PhoneNumber
 
 from audiencesync.matchkeys.errors import NO_DIGITS
 from audiencesync.matchkeys.fastpaths import ASCII, EMPTY, PRE, T_NUMBER, FastContext, _finish
-from audiencesync.matchkeys.phone import phone_region
+from audiencesync.matchkeys.phone import LENGTH_REASONS, phone_region
 
 _NO_STRIP = (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY, ValidationResult.INVALID_LENGTH)
 _MAX_NSN = 17
@@ -40,6 +40,7 @@ class RegionRules:
     general: str | None
     possible: frozenset[int]
     keeps_trunk: frozenset[int]
+    reasons: dict[int, str]
 
 
 def _length_result(country_code: int, length: int) -> int:
@@ -63,6 +64,7 @@ def region_rules(region: str) -> RegionRules | None:
         general=metadata.general_desc.national_number_pattern if metadata.general_desc else None,
         possible=frozenset(n for n, result in results.items() if result == ValidationResult.IS_POSSIBLE),
         keeps_trunk=frozenset(n for n, result in results.items() if result in _NO_STRIP),
+        reasons={n: reason for n, result in results.items() if (reason := LENGTH_REASONS.get(result)) is not None},
     )
 
 
@@ -87,90 +89,93 @@ def _country_code_of(digits: pl.Expr) -> pl.Expr:
     return out
 
 
-def _national_part(part: pl.DataFrame, rules: RegionRules) -> pl.DataFrame:
-    """Trunk-prefix decision and possible-length check for one region's rows (column `n`)."""
+def _starts(column: pl.Expr, pattern: str) -> pl.Expr:
+    """`re.match` of a metadata pattern; plain digit strings (most IDDs and trunks) need no regex."""
+    if pattern.isdigit():
+        return column.str.starts_with(pattern)
+    return column.str.contains(f"^(?:{pattern})")
+
+
+def _settle(part: pl.DataFrame, rules: RegionRules) -> pl.DataFrame:
+    """`out` (E.164 digits) or `bad` (an impossible length) for one region's rows; both null when
+    the decision needs phonenumbers itself. `n` is the national number before any trunk prefix."""
     n = pl.col("n")
-    if rules.trunk is None:
-        stripped, unsure = n, pl.lit(False)
-    else:
-        try:
-            prefix = n.str.extract(f"^(?:{rules.trunk})", 0)
-            general = f"^(?:{rules.general})$" if rules.general else None
-            part = part.with_columns(_prefix=prefix)
-        except pl.exceptions.PolarsError:
-            return part.with_columns(out=pl.lit(None, pl.String))
+    unsure = pl.lit(False)
+    stripped = n
+    if rules.trunk is not None:
+        prefix = (
+            n.str.extract(f"^(?:{rules.trunk})", 0)
+            if not rules.trunk.isdigit()
+            else (pl.when(n.str.starts_with(rules.trunk)).then(pl.lit(rules.trunk)))
+        )
+        part = part.with_columns(_prefix=prefix)
         prefix = pl.col("_prefix")
         candidate = n.str.slice(1)
-        keeps = n.str.contains(general) & ~candidate.str.contains(general) if general is not None else pl.lit(False)
-        keeps = keeps | candidate.str.len_bytes().is_in(list(rules.keeps_trunk))
-        stripped = pl.when(prefix.is_null()).then(n).when(keeps).then(n).otherwise(candidate)
+        keeps = candidate.str.len_bytes().is_in(list(rules.keeps_trunk))
+        if rules.general:
+            general = f"^(?:{rules.general})$"
+            keeps = keeps | (
+                pl.when(prefix.is_not_null()).then(n.str.contains(general) & ~candidate.str.contains(general))
+            ).fill_null(False)
+        stripped = pl.when(prefix.is_null() | keeps).then(n).otherwise(candidate)
         unsure = prefix.is_not_null() & ((prefix != "0") | pl.lit(not rules.is_main))
-    possible = stripped.str.len_bytes().is_in(list(rules.possible))
-    try:
-        return part.with_columns(out=pl.when(~unsure & possible).then(pl.lit(rules.country_code) + stripped)).drop(
-            "_prefix", strict=False
-        )
-    except pl.exceptions.PolarsError:
-        return part.with_columns(out=pl.lit(None, pl.String)).drop("_prefix", strict=False)
-
-
-def _idd_free(part: pl.DataFrame, rules: RegionRules) -> pl.DataFrame:
-    """A national number starting with the region's IDD or its own calling code is the scalar's job."""
-    clear = ~pl.col("d").str.starts_with(rules.country_code)
-    if rules.idd:
-        try:
-            clear = clear & ~pl.col("d").str.contains(f"^(?:{rules.idd})")
-            return part.filter(clear)
-        except pl.exceptions.PolarsError:
-            return part.clear()
-    return part.filter(clear)
+    length = stripped.str.len_bytes()
+    plausible = ~unsure & (pl.col("d").str.len_bytes() >= 4) & length.is_between(4, _MAX_NSN)
+    return part.with_columns(
+        out=pl.when(~unsure & length.is_in(list(rules.possible))).then(pl.lit(rules.country_code) + stripped),
+        bad=pl.when(plausible & ~length.is_in(list(rules.possible))).then(
+            length.replace_strict(rules.reasons, default=None, return_dtype=pl.String)
+        ),
+    )
 
 
 def _resolve(rows: pl.DataFrame) -> pl.DataFrame:
-    """E.164 digits (`out`) for rows the fast path can settle, null for the rest."""
-    if rows.height == 0:
-        return rows.with_columns(out=pl.lit(None, pl.String))
-    parts = []
+    """Settle each region's rows with that region's metadata; `_i` ties them back."""
+    parts = [rows.clear().with_columns(out=pl.lit(None, pl.String), bad=pl.lit(None, pl.String))]
     for (key,), part in rows.partition_by("mr", as_dict=True, maintain_order=False).items():
         rules = region_rules(key) if key else None
         if rules is None:
-            parts.append(part.with_columns(out=pl.lit(None, pl.String)))
             continue
         national = part.filter(~pl.col("intl"))
         international = part.filter(pl.col("intl"))
-        nanp_trunk = rules.country_code == "1" and rules.region in ("US", "CA")
-        settled = []
-        if nanp_trunk:
-            trunk1 = national.filter(pl.col("d").str.contains(r"^1[2-9][0-9]{9}$"))
-            settled.append(trunk1.with_columns(out=pl.col("d")))
-            national = national.filter(~pl.col("d").str.contains(r"^1[2-9][0-9]{9}$"))
-        national = _idd_free(national, rules).with_columns(n=pl.col("d"))
+        if rules.region in ("US", "CA"):
+            trunk_one = national.get_column("d").str.contains(r"^1[2-9][0-9]{9}$")
+            parts.append(national.filter(trunk_one).with_columns(out=pl.col("d"), bad=pl.lit(None, pl.String)))
+            national = national.filter(~trunk_one)
+        own_code = pl.col("d").str.starts_with(rules.country_code)
+        idd = _starts(pl.col("d"), rules.idd) if rules.idd else pl.lit(False)
+        national = national.filter(~own_code & ~idd).with_columns(n=pl.col("d"))
         for chunk in (national, international):
             if chunk.height:
-                settled.append(_national_part(chunk, rules))
-        parts.extend(settled)
-    resolved = pl.concat([p.select("_i", "out") for p in parts], how="vertical") if parts else None
-    if resolved is None:
-        return rows.with_columns(out=pl.lit(None, pl.String))
-    return rows.join(resolved, on="_i", how="left")
+                parts.append(_settle(chunk, rules).drop("_prefix", strict=False))
+    return pl.concat([part.select("_i", "out", "bad") for part in parts], how="vertical")
 
 
-def phone_fast(frame: pl.DataFrame, ctx: FastContext) -> pl.DataFrame:
-    regions = {c: phone_region(c) for c in frame.get_column("c").unique().drop_nulls().to_list()}
+def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     number = T_NUMBER
-    shaped = number.str.contains(r"^\+?[0-9 ().\-]*$")
     digits = number.str.replace_all(r"[^0-9]", "")
     plus = number.str.starts_with("+")
-    intl = plus | digits.str.starts_with("00")
-    region = pl.col("c").replace_strict(regions, default=None, return_dtype=pl.String)
-    work = frame.with_row_index("_i").with_columns(
-        d=pl.when(plus).then(digits).when(intl).then(digits.str.slice(2)).otherwise(digits),
-        intl=intl,
-        shaped=shaped & ASCII & ~EMPTY & ~PRE,
-        region=region,
+    work = (
+        frame.with_row_index("_i")
+        .with_columns(
+            shaped=number.str.contains(r"^\+?[0-9 ().\-]*$") & ASCII & ~EMPTY & ~PRE,
+            plus=plus,
+            all_digits=digits,
+        )
+        .with_columns(intl=pl.col("plus") | pl.col("all_digits").str.starts_with("00"))
+        .with_columns(
+            d=pl.when(pl.col("plus"))
+            .then(pl.col("all_digits"))
+            .when(pl.col("intl"))
+            .then(pl.col("all_digits").str.slice(2))
+            .otherwise(pl.col("all_digits"))
+        )
+        .collect()
     )
+    regions = {c: phone_region(c) for c in work.get_column("c").unique().drop_nulls().to_list()}
     cc = _country_code_of(pl.col("d"))
     work = work.with_columns(
+        region=pl.col("c").replace_strict(regions, default=None, return_dtype=pl.String),
         cc=pl.when(pl.col("intl")).then(cc),
     ).with_columns(
         n=pl.when(pl.col("intl")).then(pl.col("d").str.slice(pl.col("cc").str.len_chars())),
@@ -180,14 +185,12 @@ def phone_fast(frame: pl.DataFrame, ctx: FastContext) -> pl.DataFrame:
     )
     candidates = work.filter(pl.col("shaped") & (pl.col("d") != "") & (pl.col("intl") | pl.col("region").is_not_null()))
     resolved = _resolve(candidates.select("_i", "d", "n", "intl", "mr"))
-    work = work.join(resolved.select("_i", "out"), on="_i", how="left")
+    work = work.join(resolved, on="_i", how="left")
     no_digits = pl.col("d") == ""
     raw = pl.col("d").str.strip_chars_start("0")
     local = ~pl.col("intl") & pl.col("region").is_null()
     norm = pl.when(pl.col("out").is_not_null()).then(pl.col("out")).when(local & (raw != "")).then(raw)
-    reason = pl.when(no_digits | (local & (raw == ""))).then(pl.lit(NO_DIGITS))
-    out = _finish(work, norm, reason)
-    settled = pl.col("shaped") & (pl.col("out").is_not_null() | no_digits | local)
-    return out.with_columns(done=pl.col("done") & (EMPTY | PRE | settled).fill_null(True)).select(
-        [*frame.columns, "norm", "reason", "pre", "done"]
-    )
+    reason = pl.when(no_digits | (local & (raw == ""))).then(pl.lit(NO_DIGITS)).otherwise(pl.col("bad"))
+    settled = pl.col("shaped") & (pl.col("out").is_not_null() | pl.col("bad").is_not_null() | no_digits | local)
+    out = _finish(work.lazy(), norm, reason)
+    return out.with_columns(done=pl.col("done") & (EMPTY | PRE | settled).fill_null(True))

@@ -33,7 +33,7 @@ from audiencesync.matchkeys.columns import resolve_columns
 from audiencesync.matchkeys.context import Context, DateOrder
 from audiencesync.matchkeys.dates import current_year
 from audiencesync.matchkeys.errors import NEGATIVE, NOT_A_NUMBER, ZERO_VALUE
-from audiencesync.matchkeys.fastpaths import FastContext
+from audiencesync.matchkeys.fastpaths import FastContext, prepare
 from audiencesync.matchkeys.keys import KEYS, KeySpec, key_spec
 from audiencesync.matchkeys.scalar import Outcome, country_context, evaluate
 
@@ -142,7 +142,7 @@ def _text_outcomes(spec: KeySpec, text: pa.Array, country: pa.Array | None, sett
     if spec.fast is not None:
         if country is None:
             frame = frame.with_columns(c=pl.lit(None, pl.String))
-        out = spec.fast(frame, settings.fast)
+        out = spec.fast(prepare(frame), settings.fast).select("v", "c", "norm", "reason", "pre", "done").collect()
     else:
         out = frame.with_columns(
             norm=pl.lit(None, pl.String), reason=pl.lit(None, pl.String), pre=pl.lit(False), done=pl.lit(False)
