@@ -229,6 +229,9 @@ def test_reset_clears_everything(graph: Graph) -> None:
 def test_config_endpoint_is_validated(graph: Graph) -> None:
     assert graph.emu("POST", "/config", {"token": "x"}).status_code == 400
     assert graph.emu("POST", "/config", {"max_rows": 5}).json()["max_rows"] == 5
+    assert graph.emu("POST", "/config", {"max_rows": "many"}).status_code == 400
+    assert graph.emu("POST", "/config", {"strict_hashes": 1}).status_code == 400
+    assert graph.emu("POST", "/config", {"calls_per_hour": 10, "processing_delay_s": 1}).status_code == 200
     assert "app_secret" not in graph.emu("GET", "/config").json()
 
 

@@ -715,6 +715,19 @@ class Emulator:
             if bad:
                 raise _EmuError(400, f"unknown or read-only settings: {sorted(bad)}")
             for key, value in body.items():
+                current = getattr(self.config, key)
+                numeric = (int, float)
+                same_kind = (
+                    value is None
+                    or current is None
+                    or (
+                        (isinstance(current, bool) == isinstance(value, bool))
+                        and (isinstance(value, type(current)) or (type(current) in numeric and type(value) in numeric))
+                    )
+                )
+                if not same_kind:
+                    raise _EmuError(400, f"{key} must be a {type(current).__name__}")
+            for key, value in body.items():
                 setattr(self.config, key, value)
         out = {n: getattr(self.config, n) for n in sorted(names)}
         out["app_secret_set"] = bool(self.config.app_secret)
