@@ -32,6 +32,10 @@ NOT_IDENTITY = frozenset({*EVENT_FIELDS, "event_type", "_invalid"})
 STANDARD_CUSTOM_DATA = frozenset({"value", "currency", "contents", "content_type", "order_id"})
 """Keys the mapping sets; a custom attribute of the same name does not override them."""
 
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+_INVALID = object()
+
 _MS_THRESHOLD = 100_000_000_000
 """A unix time above this is in milliseconds: in seconds it would be the year 5138."""
 
@@ -125,10 +129,10 @@ def custom_data(row: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in _json_object(row.get("custom_attributes")).items():
         if k not in STANDARD_CUSTOM_DATA and v is not None:
             data[str(k)] = v
-    products = _json_list(row.get("products"))
+    total, contents = _products(_json_list(row.get("products")))
     value = _number(row.get("value"), "bad_value")
     if value is None:
-        value = _products_total(products)
+        value = total
     if value is not None:
         if value < 0:
             raise Reject("negative_value")
@@ -136,41 +140,42 @@ def custom_data(row: Mapping[str, Any]) -> dict[str, Any]:
     currency = _currency(row.get("currency"))
     if currency:
         data["currency"] = currency
-    contents = [c for c in (_content(p) for p in products) if c]
     if contents:
         data["contents"] = contents
         data["content_type"] = "product"
-    if not _blank(row.get("order_id")):
-        data["order_id"] = _text(row["order_id"])
+    order = row.get("order_id")
+    if not _blank(order):
+        data["order_id"] = _text(order)
     return data
 
 
-def _products_total(products: list[dict[str, Any]]) -> Decimal | None:
-    """Σ price × quantity; a product without a price adds nothing, no priced product gives no value."""
+def _products(products: list[dict[str, Any]]) -> tuple[Decimal | None, list[dict[str, Any]]]:
+    """Σ price × quantity (no priced product: no value), and `contents`.
+
+    Meta needs `id` and `quantity` in each content, so a product without an id is no content, but its
+    price still counts. A missing quantity is 1.
+    """
     total: Decimal | None = None
+    contents: list[dict[str, Any]] = []
     for p in products:
         price = _number(p.get("price"), "bad_products")
-        if price is None:
-            continue
         quantity = _number(p.get("quantity"), "bad_products")
-        total = (total or Decimal(0)) + price * (Decimal(1) if quantity is None else quantity)
-    return total
-
-
-def _content(product: dict[str, Any]) -> dict[str, Any] | None:
-    """Meta needs `id` and `quantity` in each content; a product without an id is not one."""
-    pid = product.get("id", product.get("sku"))
-    if _blank(pid):
-        return None
-    quantity = _number(product.get("quantity"), "bad_products")
-    item: dict[str, Any] = {"id": _text(pid), "quantity": _plain_number(quantity if quantity is not None else 1)}
-    price = _number(product.get("price"), "bad_products")
-    if price is not None:
-        item["item_price"] = float(price)
-    for field in ("brand", "category"):
-        if not _blank(product.get(field)):
-            item[field] = _text(product[field])
-    return item
+        if price is not None:
+            total = (total or _ZERO) + price * (_ONE if quantity is None else quantity)
+        pid = p.get("id")
+        if pid is None:
+            pid = p.get("sku")
+        if _blank(pid):
+            continue
+        item: dict[str, Any] = {"id": _text(pid), "quantity": 1 if quantity is None else _plain_number(quantity)}
+        if price is not None:
+            item["item_price"] = float(price)
+        for name in ("brand", "category"):
+            extra = p.get(name)
+            if not _blank(extra):
+                item[name] = _text(extra)
+        contents.append(item)
+    return total, contents
 
 
 def _json_object(value: Any) -> dict[str, Any]:
@@ -202,17 +207,29 @@ def _json_list(value: Any) -> list[dict[str, Any]]:
 
 
 def _number(value: Any, reason: str) -> Decimal | None:
-    if _blank(value):
+    if value is None:
         return None
     if isinstance(value, bool):
         raise Reject(reason)
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise Reject(reason) from None
-    if not number.is_finite():
+    parsed = _decimal(value)
+    if parsed is _INVALID:
         raise Reject(reason)
-    return number
+    return parsed  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=65_536)
+def _decimal(value: str | int | float) -> Decimal | object | None:
+    """Prices and quantities repeat across a file: each distinct spelling is parsed once."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return _INVALID
+    return number if number.is_finite() else _INVALID
 
 
 def _plain_number(number: Decimal | int) -> int | float:
@@ -236,9 +253,12 @@ def _known_currency(code: str) -> bool:
 def _blank(value: Any) -> bool:
     if value is None:
         return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    return isinstance(value, str) and not value.strip()
+    kind = type(value)
+    if kind is str:
+        return not value.strip()
+    if kind is float:
+        return value != value
+    return False
 
 
 def _text(value: Any) -> str:

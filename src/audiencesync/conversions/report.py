@@ -59,6 +59,8 @@ class ConversionReport:
         for k, n in found.items():
             self.user_data[k] = self.user_data.get(k, 0) + n
         for key, reasons in invalid.items():
+            if not reasons:
+                continue
             slot = self.invalid_keys.setdefault(key, {})
             for reason, n in reasons.items():
                 slot[reason] = slot.get(reason, 0) + n

@@ -110,6 +110,7 @@ class _Run:
         self.on_ack = on_ack
         self.run_id = run_id
         self.mapper = EventMapper(settings)
+        self.window_days = settings.window_days
         self.rows_of: dict[str, int] = {}
         self.sending = False
         self.pending: set[Future[BatchOutcome]] = set()
@@ -215,7 +216,7 @@ class _Run:
             if ud:
                 event["user_data"] = ud
             ldu = user.ldu[i]
-            reason = check(event, now=now, window_days=self.settings.window_days)
+            reason = check(event, now=now, window_days=self.window_days)
             if reason is not None:
                 report.reject(reason)
                 self.rejects.write(row_no, reason, event, _action({"product_action": actions[i]}))

@@ -125,7 +125,8 @@ def build_user_data(columns: dict[str, list[Any]], n: int, settings: Conversions
         table, mapping = _key_table(columns, plan, n)
         result = matchkeys.match_table(table, columns=mapping, default_country=settings.default_country)
         for key, reasons in result.invalid.items():
-            out.invalid[key].update(reasons)
+            if key in WANTED and reasons:
+                out.invalid[key].update(reasons)
         positions = result.table.column("_row").to_pylist()
         dob: dict[str, list[Any]] = {}
         for key in result.table.column_names:
