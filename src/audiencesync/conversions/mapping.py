@@ -92,6 +92,8 @@ class EventMapper:
 
 def event_time(value: Any) -> int:
     """Unix seconds from ISO 8601 text, unix seconds (or milliseconds), or a datetime; naive is UTC."""
+    if type(value) is str and value.isdigit():
+        return _unix(float(value))
     if _blank(value):
         raise Reject("no_event_time")
     if isinstance(value, dt.datetime):
@@ -170,10 +172,12 @@ def _products(products: list[dict[str, Any]]) -> tuple[Decimal | None, list[dict
         item: dict[str, Any] = {"id": _text(pid), "quantity": 1 if quantity is None else _plain_number(quantity)}
         if price is not None:
             item["item_price"] = float(price)
-        for name in ("brand", "category"):
-            extra = p.get(name)
-            if not _blank(extra):
-                item[name] = _text(extra)
+        brand = p.get("brand")
+        if brand is not None and not _blank(brand):
+            item["brand"] = _text(brand)
+        category = p.get("category")
+        if category is not None and not _blank(category):
+            item["category"] = _text(category)
         contents.append(item)
     return total, contents
 
@@ -262,6 +266,8 @@ def _blank(value: Any) -> bool:
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:
+        return value.strip()
     if isinstance(value, float) and value == int(value):
         return str(int(value))
     return str(value).strip()

@@ -197,8 +197,8 @@ class _Run:
         names = list(cols)
         actions = cols.get("product_action") or [None] * len(chunk)
         built: list[tuple[int, int, dict[str, Any]]] = []
-        for i, row_no in enumerate(chunk.rows):
-            row = {name: cols[name][i] for name in names}
+        for i, (row_no, values) in enumerate(zip(chunk.rows, zip(*cols.values(), strict=True), strict=True)):
+            row = dict(zip(names, values, strict=True))
             try:
                 built.append((i, row_no, self.mapper.event(row)))
             except Skip as s:

@@ -8,6 +8,7 @@ surfacing as a confusing Facebook error half-way through a file.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +45,11 @@ _EVENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ \-]{0,49}")
 
 def action_key(action: object) -> str:
     """`Add to Cart`, `add-to-cart` and `ADD_TO_CART` are the same product action."""
+    return _action_key(action if isinstance(action, str) else str(action))
+
+
+@lru_cache(maxsize=1024)
+def _action_key(action: str) -> str:
     key = re.sub(r"[\s\-]+", "_", str(action).strip().lower())
     return "remove_from_wishlist" if key == "remove_from_wish_list" else key
 

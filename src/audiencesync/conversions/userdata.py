@@ -42,7 +42,6 @@ DOB_PARTS = {"DOBY": "doby", "DOBM": "dobm", "DOBD": "dobd"}
 
 LDU_COUNTRY_US = 1
 LDU_STATE_CALIFORNIA = 1000
-LDU_GEOLOCATE = 0
 """Meta's codes for `data_processing_options_country` / `_state`: the US, California, or geolocate."""
 
 _HEX64 = re.compile(r"[0-9A-Fa-f]{64}")
@@ -167,9 +166,17 @@ def _key_table(columns: dict[str, list[Any]], plan: KeyPlan, n: int) -> tuple[pa
         name = sources[0] if len(sources) == 1 else f"__{key}"
         if name not in arrays:
             values = columns[sources[0]] if len(sources) == 1 else _coalesce([columns[s] for s in sources], n)
-            arrays[name] = pa.array([_as_text(v) for v in values], pa.string())
+            arrays[name] = _text_array(values)
         mapping[key] = name
     return pa.table(arrays), mapping
+
+
+def _text_array(values: list[Any]) -> pa.Array:
+    """CSV columns are text already (blank is empty to matchkeys); other types are converted one by one."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([_as_text(v) for v in values], pa.string())
 
 
 def _coalesce(sources: list[list[Any]], n: int) -> list[Any]:
@@ -260,22 +267,23 @@ def ldu_fields(
         return [None] * len(country_hash)
     us_hash, ca_hash = _located_hashes()
     default_us = settings.default_country == "US"
+    california, us, elsewhere = _ldu(LDU_COUNTRY_US, LDU_STATE_CALIFORNIA), _ldu(LDU_COUNTRY_US, 0), _ldu(0, 0)
     out: list[dict[str, Any] | None] = []
     for c, s in zip(country_hash, state_hash, strict=True):
         country_known = c is not None or settings.default_country is not None
         if settings.ldu == "when_located" and not (country_known and s is not None):
             out.append(None)
-            continue
-        is_us = c == us_hash if c is not None else default_us
-        if not is_us:
-            codes = (LDU_GEOLOCATE, LDU_GEOLOCATE)
+        elif not (c == us_hash if c is not None else default_us):
+            out.append(elsewhere)
         else:
-            codes = (LDU_COUNTRY_US, LDU_STATE_CALIFORNIA if s == ca_hash else LDU_GEOLOCATE)
-        out.append(
-            {
-                "data_processing_options": ["LDU"],
-                "data_processing_options_country": codes[0],
-                "data_processing_options_state": codes[1],
-            }
-        )
+            out.append(california if s == ca_hash else us)
     return out
+
+
+def _ldu(country: int, state: int) -> dict[str, Any]:
+    """One shared (never mutated) mapping per code pair; events copy its items."""
+    return {
+        "data_processing_options": ["LDU"],
+        "data_processing_options_country": country,
+        "data_processing_options_state": state,
+    }
