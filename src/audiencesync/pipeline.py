@@ -17,7 +17,7 @@ from audiencesync.extract.source import QuerySource, SourceError
 from audiencesync.load.audiences import ensure_audience
 from audiencesync.load.graph import GraphClient, GraphError
 from audiencesync.load.uploader import Uploader
-from audiencesync.plan.planner import Plan, PlanError, Planner
+from audiencesync.plan.planner import Plan, PlanError, Planner, config_fingerprint
 from audiencesync.report import AudienceReport, FacebookReport, RunReport
 from audiencesync.state.store import StateStore
 
@@ -157,6 +157,8 @@ def _load(
     after_batch: Callable[[], None] | None,
 ) -> str:
     complete = True
+    if not plan.nothing_to_send or plan.full:
+        store.set_in_flight(a.key, config_fingerprint(a))
     for tp, fr in zip(plan.targets, rep.facebook, strict=True):
         if tp.existing is None and tp.members < a.min_size:
             fr.status = "waiting"
@@ -195,6 +197,10 @@ def _commit_source(store: StateStore, a: AudienceSettings) -> None:
     c = store.con
     c.execute("BEGIN")
     c.execute("DELETE FROM st.source_rows WHERE audience_key = ? AND pk IN (SELECT pk FROM touched)", [a.key])
-    c.execute("INSERT INTO st.source_rows SELECT ?, pk, raw_fp FROM cur WHERE pk IN (SELECT pk FROM changed)", [a.key])
-    c.execute("UPDATE st.audience_state SET last_success = now() WHERE audience_key = ?", [a.key])
+    c.execute(
+        "INSERT INTO st.source_rows SELECT ?, pk, raw_fp FROM cur "
+        "WHERE pk IN (SELECT pk FROM changed) AND pk IN (SELECT pk FROM touched)",
+        [a.key],
+    )
+    c.execute("UPDATE st.audience_state SET last_success = now(), in_flight = false WHERE audience_key = ?", [a.key])
     c.execute("COMMIT")

@@ -63,13 +63,21 @@ class QuerySource:
             except duckdb.Error as e:
                 raise SourceError(f"the query failed: {_first_line(e)}") from None
 
-    def batches(self, sql: str, rows_per_batch: int = 250_000) -> Iterator[pa.RecordBatch]:
-        with self.scope():
-            try:
-                reader = self.con.execute(sql).to_arrow_reader(rows_per_batch)
-            except duckdb.Error as e:
-                raise SourceError(f"the query failed: {_first_line(e)}") from None
-        yield from reader
+    def batches(self, sql: str, rows_per_batch: int = 250_000) -> Iterator[pa.Table]:
+        """The query's rows in Arrow tables, staged first so the connection stays free between them.
+
+        DuckDB allows one open result per connection, and the caller writes to the state between
+        batches; so the rows go to a temp table and each batch is read whole.
+        """
+        self.execute(f"CREATE OR REPLACE TEMP TABLE __batches AS {sql}")
+        total = self.con.execute("SELECT count(*) FROM __batches").fetchall()[0][0]
+        try:
+            for start in range(0, total, rows_per_batch):
+                yield self.con.sql(
+                    f"SELECT * FROM __batches WHERE rowid >= {start} AND rowid < {start + rows_per_batch}"
+                ).to_arrow_table()
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS __batches")
 
 
 def quote_ident(name: str) -> str:

@@ -98,8 +98,20 @@ class Uploader:
             f"AND row_fp NOT IN (SELECT row_fp FROM {rem})",
             [fb_id],
         )
-        unsent = "" if mode == "delete" else f"WHERE row_fp NOT IN (SELECT row_fp FROM {add})"
-        c.execute(f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {n} {unsent}", [fb_id])
+        if mode == "delete":
+            # Nothing is added in delete mode; a member still needing a row already there holds it.
+            c.execute(
+                f"""INSERT INTO st.fb_rows SELECT $fb, pk, row_fp, schema, payload FROM {n}
+                    WHERE row_fp IN (SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb)
+                      AND (pk, row_fp) NOT IN (SELECT (pk, row_fp) FROM st.fb_rows WHERE fb_id = $fb)""",
+                {"fb": fb_id},
+            )
+        else:
+            c.execute(
+                f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {n} "
+                f"WHERE row_fp NOT IN (SELECT row_fp FROM {add})",
+                [fb_id],
+            )
         c.execute("COMMIT")
 
     def _send_all(self, method: str, fb_id: str, table: str, sent: Sent, commit: Callable[[int], object]) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from audiencesync import matchkeys
+from audiencesync import __version__, matchkeys
 from audiencesync.config import AudienceSettings
 from audiencesync.extract.source import QuerySource, SourceError, quote_ident
 from audiencesync.plan.targets import IDENTITIES, VALUE_KEY, Target, targets
@@ -75,7 +75,7 @@ class PlanError(RuntimeError):
 def config_fingerprint(audience: AudienceSettings) -> str:
     """What, if changed, makes every member's rows worth recomputing."""
     relevant = audience.model_dump(exclude={"name", "description", "schedule", "min_size"})
-    relevant["_versions"] = [PLAN_VERSION, matchkeys.VERSION]
+    relevant["_versions"] = [PLAN_VERSION, __version__]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -132,10 +132,10 @@ class Planner:
                 raise PlanError(f"columns.{key}: the query has no column {col!r}")
         if a.primary_key and a.primary_key not in columns:
             raise PlanError(f"primary_key: the query has no column {a.primary_key!r}")
-        empty = pa.table({c: pa.array([], pa.string()) for c in columns})
-        mapping = dict(matchkeys.match_table(empty, columns=_matchable(overrides)).mapping)
-        if not (a.external_id or "EXTERN_ID" in overrides):
-            mapping.pop("EXTERN_ID", None)
+        explicit: dict[str, str | None] = dict(_matchable(overrides))
+        if "EXTERN_ID" not in explicit:
+            explicit["EXTERN_ID"] = None
+        mapping = matchkeys.resolve_columns(columns, explicit)
         uid = overrides.get("UID") or next((c for c in columns if c.lower() in ("facebook_id", "fb_id", "fbid")), None)
         if uid:
             mapping["UID"] = uid
@@ -173,6 +173,15 @@ class Planner:
             """CREATE OR REPLACE TEMP TABLE prev AS SELECT pk, raw_fp FROM st.source_rows WHERE audience_key = ?""",
             [key],
         )
+        if self.store.in_flight(key):
+            # An interrupted run may have put members on Facebook that the cache never recorded.
+            self.con.execute(
+                """INSERT INTO prev
+                   SELECT DISTINCT pk, 0::UBIGINT FROM st.fb_rows
+                   WHERE fb_id IN (SELECT fb_id FROM st.fb_audiences WHERE audience_key = $key)
+                     AND pk NOT IN (SELECT pk FROM st.source_rows WHERE audience_key = $key)""",
+                {"key": key},
+            )
         self.con.execute(
             """CREATE OR REPLACE TEMP TABLE changed AS
                SELECT DISTINCT pk FROM (
@@ -187,7 +196,7 @@ class Planner:
         touched = {
             "mirror": "changed UNION SELECT pk FROM deleted",
             "upsert": "changed",
-            "delete": "changed UNION SELECT pk FROM deleted",
+            "delete": "deleted",
         }[self.audience.mode]
         if plan.full:
             touched = "changed UNION SELECT pk FROM deleted"
@@ -214,8 +223,7 @@ class Planner:
             f"WHERE CAST({pk} AS VARCHAR) IN (SELECT pk FROM changed)"
         )
         overrides = _matchable({k: v for k, v in mapping.items() if k != "UID"})
-        for batch in self.source.batches(sql, self.rows_per_batch):
-            table = pa.Table.from_batches([batch])
+        for table in self.source.batches(sql, self.rows_per_batch):
             result = matchkeys.match_table(
                 table.drop_columns(["__pk"]),
                 columns=overrides,
@@ -312,8 +320,11 @@ def _batched(select: str) -> str:
     )
 
 
+_KEY_NAMES = frozenset(spec.name for spec in matchkeys.KEYS)
+
+
 def _matchable(overrides: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in overrides.items() if k in matchkeys.KEYS}
+    return {k: v for k, v in overrides.items() if k in _KEY_NAMES}
 
 
 def _facebook_ids(col: pa.ChunkedArray) -> pa.Array:

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS st.fb_audiences (
 CREATE TABLE IF NOT EXISTS st.audience_state (
     audience_key VARCHAR PRIMARY KEY,
     config_fp VARCHAR NOT NULL,
-    last_success TIMESTAMP
+    last_success TIMESTAMP,
+    in_flight BOOLEAN NOT NULL DEFAULT false
 );
 CREATE TABLE IF NOT EXISTS st.source_rows (audience_key VARCHAR NOT NULL, pk VARCHAR NOT NULL, raw_fp UBIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS st.fb_rows (
@@ -171,9 +172,31 @@ class StateStore:
         return row[0] if row else None
 
     def reset_source_cache(self, audience_key: str, config_fp: str) -> None:
-        """A changed config (or a full refresh) means every member is recomputed from its row."""
-        self.con.execute("DELETE FROM st.source_rows WHERE audience_key = ?", [audience_key])
-        self.con.execute("INSERT OR REPLACE INTO st.audience_state VALUES (?, ?, NULL)", [audience_key, config_fp])
+        """A changed config (or a full refresh) means every member is recomputed from its row.
+
+        The members stay listed (with a fingerprint no row has), so the ones that left are still
+        found and removed."""
+        self.con.execute("UPDATE st.source_rows SET raw_fp = 0 WHERE audience_key = ?", [audience_key])
+        self.con.execute(
+            """INSERT INTO st.audience_state VALUES (?, ?, NULL, false)
+               ON CONFLICT (audience_key) DO UPDATE SET config_fp = excluded.config_fp""",
+            [audience_key, config_fp],
+        )
+
+    def in_flight(self, audience_key: str) -> bool:
+        """Whether a run sent changes for this audience and did not finish: rows may be on
+        Facebook that the change cache does not know about."""
+        row = self.con.execute(
+            "SELECT in_flight FROM st.audience_state WHERE audience_key = ?", [audience_key]
+        ).fetchall()
+        return bool(row and row[0][0])
+
+    def set_in_flight(self, audience_key: str, config_fp: str) -> None:
+        self.con.execute(
+            """INSERT INTO st.audience_state VALUES (?, ?, NULL, true)
+               ON CONFLICT (audience_key) DO UPDATE SET in_flight = true""",
+            [audience_key, config_fp],
+        )
 
     # -- runs ---------------------------------------------------------------------------------
 
