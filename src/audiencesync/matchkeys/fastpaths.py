@@ -41,16 +41,23 @@ FastPath = Callable[[pl.LazyFrame, FastContext], pl.LazyFrame]
 
 V = pl.col("v")
 T = pl.col("t")
-ASCII = V.str.len_bytes() == V.str.len_chars()
-EMPTY = V.is_null() | (T.str.len_bytes() == 0)
-PRE = (T.str.len_bytes() == 64) & T.str.contains(r"^[0-9A-Fa-f]{64}$")
+ASCII = pl.col("_ascii")
+EMPTY = pl.col("_empty")
+PRE = pl.col("_pre")
 CLAIMED = V.is_null() | ASCII
-T_NUMBER = pl.when(T.str.contains(r"^\+?[0-9]+\.0+$")).then(T.str.replace(r"\.0+$", "")).otherwise(T)
+T_NUMBER = pl.col("_tn")
 
 
 def prepare(frame: pl.DataFrame) -> pl.LazyFrame:
-    """The trimmed text `t`, computed once: every rule below reads it."""
-    return frame.lazy().with_columns(t=V.str.strip_chars(ASCII_WHITESPACE))
+    """Trimmed text and the flags every rule reads, each computed once (polars does not share
+    sub-expressions reliably, and these run over every row)."""
+    trimmed = V.str.strip_chars(ASCII_WHITESPACE)
+    staged = frame.lazy().with_columns(t=trimmed, _ascii=V.str.len_bytes() == V.str.len_chars())
+    return staged.with_columns(
+        _empty=V.is_null() | (T.str.len_bytes() == 0),
+        _pre=(T.str.len_bytes() == 64) & T.str.contains(r"^[0-9A-Fa-f]{64}$"),
+        _tn=pl.when(T.str.contains(r"^\+?[0-9]+\.0+$")).then(T.str.replace(r"\.0+$", "")).otherwise(T),
+    )
 
 
 def _finish(frame: pl.LazyFrame, norm: pl.Expr, reason: pl.Expr, *, hashed: bool = True) -> pl.LazyFrame:
@@ -65,13 +72,14 @@ def _finish(frame: pl.LazyFrame, norm: pl.Expr, reason: pl.Expr, *, hashed: bool
 
 
 def email_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
-    lowered = T.str.to_lowercase()
-    valid = lowered.str.contains(_EMAIL)
-    return _finish(frame, pl.when(valid).then(lowered), pl.when(~valid).then(pl.lit(NOT_AN_EMAIL)))
+    frame = frame.with_columns(_low=T.str.to_lowercase()).with_columns(_ok=pl.col("_low").str.contains(_EMAIL))
+    valid = pl.col("_ok")
+    return _finish(frame, pl.when(valid).then(pl.col("_low")), pl.when(~valid).then(pl.lit(NOT_AN_EMAIL)))
 
 
 def _letters_only(frame: pl.LazyFrame) -> pl.LazyFrame:
-    letters = T.str.to_lowercase().str.replace_all(r"[^a-z]+", "")
+    frame = frame.with_columns(_letters=T.str.to_lowercase().str.replace_all(r"[^a-z]+", ""))
+    letters = pl.col("_letters")
     present = letters.str.len_bytes() > 0
     return _finish(frame, pl.when(present).then(letters), pl.when(~present).then(pl.lit(NO_LETTERS)))
 
@@ -86,10 +94,12 @@ def city_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
 
 
 def zip_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
-    compact = T_NUMBER.str.replace_all(f"[{WS}]+", "")
+    frame = frame.with_columns(_compact=T_NUMBER.str.replace_all(f"[{WS}]+", "")).with_columns(
+        _generic=pl.col("_compact").str.to_lowercase().str.replace_all("-", "", literal=True)
+    )
+    compact, generic = pl.col("_compact"), pl.col("_generic")
     country = pl.col("c")
     us = country.fill_null("") == "US"
-    generic = compact.str.to_lowercase().str.replace_all("-", "")
     norm = (
         pl.when(us & compact.str.contains(r"^[0-9]{5}[0-9-]*$"))
         .then(compact.str.slice(0, 5))
@@ -115,29 +125,39 @@ def _days_in_month(year: pl.Expr, month: pl.Expr) -> pl.Expr:
 
 
 def birth_year_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
-    """Plain years, ISO dates and slashed dates with four-digit years; other shapes go scalar."""
-    iso = T.str.extract_groups(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})$")
-    slashed = T.str.extract_groups(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$")
-    named = T.str.to_lowercase().str.extract_groups(r"^([0-9]{1,2}) ([a-z]+) ([0-9]{4})$")
-    named_month = named.struct.field("2").replace_strict(MONTHS, default=None, return_dtype=pl.Int32)
-    first, second = slashed.struct.field("1").cast(pl.Int32), slashed.struct.field("2").cast(pl.Int32)
+    """Plain years, ISO dates, slashed dates and `7 April 1990` with four-digit years; other shapes
+    (two-digit years, times, odd separators) go scalar. Stages are materialized so each regex runs once."""
     month_first = ctx.date_order == "MDY"
-    year = pl.coalesce(
-        iso.struct.field("1"),
-        slashed.struct.field("3"),
-        pl.when(named_month.is_not_null()).then(named.struct.field("3")),
-    ).cast(pl.Int32)
-    month = pl.coalesce(iso.struct.field("2").cast(pl.Int32), first if month_first else second, named_month)
-    day = pl.coalesce(
-        iso.struct.field("3").cast(pl.Int32), second if month_first else first, named.struct.field("1").cast(pl.Int32)
+    staged = frame.with_columns(
+        _iso=T.str.extract_groups(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})$"),
+        _sl=T.str.extract_groups(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$"),
+        _nm=T.str.to_lowercase().str.extract_groups(r"^([0-9]{1,2}) ([a-z]+) ([0-9]{4})$"),
+        _tn=T_NUMBER,
+        _eight=T.str.contains(r"^[0-9]{8}$"),
     )
+    iso, slashed, named = pl.col("_iso").struct, pl.col("_sl").struct, pl.col("_nm").struct
+    named_month = named.field("2").replace_strict(MONTHS, default=None, return_dtype=pl.Int32)
+    first, second = slashed.field("1").cast(pl.Int32), slashed.field("2").cast(pl.Int32)
+    bare = pl.col("_tn").str.contains(r"^[0-9]{1,7}$") & ~pl.col("_eight")
+    staged = staged.with_columns(
+        _y=pl.coalesce(
+            iso.field("1"), slashed.field("3"), pl.when(named_month.is_not_null()).then(named.field("3"))
+        ).cast(pl.Int64),
+        _m=pl.coalesce(iso.field("2").cast(pl.Int32), first if month_first else second, named_month),
+        _d=pl.coalesce(
+            iso.field("3").cast(pl.Int32), second if month_first else first, named.field("1").cast(pl.Int32)
+        ),
+        _bare=bare,
+        _digits=pl.when(bare).then(pl.col("_tn").str.len_bytes()).otherwise(4),
+    )
+    year, month, day = pl.col("_y"), pl.col("_m"), pl.col("_d")
     real_day = (year >= 1) & month.is_between(1, 12) & day.is_between(1, 31) & (day <= _days_in_month(year, month))
-    bare = T_NUMBER.str.contains(r"^[0-9]{1,7}$") & ~T.str.contains(r"^[0-9]{8}$")
-    bare_year = pl.when(bare).then(T_NUMBER.cast(pl.Int64, strict=False))
-    digits = pl.when(bare).then(T_NUMBER.str.len_bytes()).otherwise(4)
-    year = pl.coalesce(year.cast(pl.Int64), bare_year)
+    staged = staged.with_columns(
+        _known=pl.col("_bare") | (year.is_not_null() & real_day),
+        _year=pl.coalesce(year, pl.when(pl.col("_bare")).then(pl.col("_tn").cast(pl.Int64, strict=False))),
+    )
+    year, digits, known = pl.col("_year"), pl.col("_digits"), pl.col("_known")
     in_range = year.is_between(1900, ctx.current_year) & (digits == 4)
-    known = bare | (year.is_not_null() & real_day)
     reason = (
         pl.when(~known)
         .then(None)
@@ -146,7 +166,7 @@ def birth_year_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
         .when(~in_range)
         .then(pl.lit(OUT_OF_RANGE))
     )
-    out = _finish(frame, pl.when(known & in_range).then(year.cast(pl.String).str.zfill(4)), reason)
+    out = _finish(staged, pl.when(known & in_range).then(year.cast(pl.String).str.zfill(4)), reason)
     return out.with_columns(done=pl.col("done") & (EMPTY | PRE | known).fill_null(True))
 
 

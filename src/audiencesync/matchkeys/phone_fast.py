@@ -96,42 +96,49 @@ def _starts(column: pl.Expr, pattern: str) -> pl.Expr:
     return column.str.contains(f"^(?:{pattern})")
 
 
-def _settle(part: pl.DataFrame, rules: RegionRules) -> pl.DataFrame:
-    """`out` (E.164 digits) or `bad` (an impossible length) for one region's rows; both null when
-    the decision needs phonenumbers itself. `n` is the national number before any trunk prefix."""
-    n = pl.col("n")
-    unsure = pl.lit(False)
-    stripped = n
-    if rules.trunk is not None:
-        prefix = (
-            n.str.extract(f"^(?:{rules.trunk})", 0)
-            if not rules.trunk.isdigit()
-            else (pl.when(n.str.starts_with(rules.trunk)).then(pl.lit(rules.trunk)))
-        )
-        part = part.with_columns(_prefix=prefix)
-        prefix = pl.col("_prefix")
-        candidate = n.str.slice(1)
-        keeps = candidate.str.len_bytes().is_in(list(rules.keeps_trunk))
-        if rules.general:
-            general = f"^(?:{rules.general})$"
-            keeps = keeps | (
-                pl.when(prefix.is_not_null()).then(n.str.contains(general) & ~candidate.str.contains(general))
-            ).fill_null(False)
-        stripped = pl.when(prefix.is_null() | keeps).then(n).otherwise(candidate)
-        unsure = prefix.is_not_null() & ((prefix != "0") | pl.lit(not rules.is_main))
-    length = stripped.str.len_bytes()
-    plausible = ~unsure & (pl.col("d").str.len_bytes() >= 4) & length.is_between(4, _MAX_NSN)
-    return part.with_columns(
-        out=pl.when(~unsure & length.is_in(list(rules.possible))).then(pl.lit(rules.country_code) + stripped),
-        bad=pl.when(plausible & ~length.is_in(list(rules.possible))).then(
+def _length_outcome(part: pl.DataFrame, rules: RegionRules, national: pl.Expr, sure: pl.Expr) -> pl.DataFrame:
+    """`out` when the national number's length is possible, `bad` (a reason) when it clearly is not."""
+    length = national.str.len_bytes()
+    plausible = sure & (pl.col("d").str.len_bytes() >= 4) & length.is_between(4, _MAX_NSN)
+    possible = length.is_in(list(rules.possible))
+    return part.select(
+        "_i",
+        out=pl.when(sure & possible).then(pl.lit(rules.country_code) + national),
+        bad=pl.when(plausible & ~possible).then(
             length.replace_strict(rules.reasons, default=None, return_dtype=pl.String)
         ),
     )
 
 
+def _settle(part: pl.DataFrame, rules: RegionRules) -> list[pl.DataFrame]:
+    """One region's rows. `n` is the national number before any trunk prefix is taken off; rows
+    whose trunk prefix is not simply `0` on the region's own metadata are left to the scalar path."""
+    n = pl.col("n")
+    if rules.trunk is None:
+        return [_length_outcome(part, rules, n, pl.lit(True))]
+    if rules.trunk.isdigit():
+        prefixed = part.get_column("n").str.starts_with(rules.trunk)
+        part = part.with_columns(_prefix=pl.when(prefixed).then(pl.lit(rules.trunk)))
+    else:
+        part = part.with_columns(_prefix=n.str.extract(f"^(?:{rules.trunk})", 0))
+    plain = part.filter(pl.col("_prefix").is_null())
+    prefixed_rows = part.filter(pl.col("_prefix").is_not_null())
+    outcomes = [_length_outcome(plain, rules, n, pl.lit(True))]
+    if prefixed_rows.height:
+        candidate = n.str.slice(1)
+        keeps = candidate.str.len_bytes().is_in(list(rules.keeps_trunk))
+        if rules.general:
+            general = f"^(?:{rules.general})$"
+            keeps = keeps | (n.str.contains(general) & ~candidate.str.contains(general))
+        national = pl.when(keeps).then(n).otherwise(candidate)
+        sure = (pl.col("_prefix") == "0") & pl.lit(rules.is_main)
+        outcomes.append(_length_outcome(prefixed_rows, rules, national, sure))
+    return outcomes
+
+
 def _resolve(rows: pl.DataFrame) -> pl.DataFrame:
     """Settle each region's rows with that region's metadata; `_i` ties them back."""
-    parts = [rows.clear().with_columns(out=pl.lit(None, pl.String), bad=pl.lit(None, pl.String))]
+    parts = [rows.select("_i").clear().with_columns(out=pl.lit(None, pl.String), bad=pl.lit(None, pl.String))]
     for (key,), part in rows.partition_by("mr", as_dict=True, maintain_order=False).items():
         rules = region_rules(key) if key else None
         if rules is None:
@@ -139,28 +146,27 @@ def _resolve(rows: pl.DataFrame) -> pl.DataFrame:
         national = part.filter(~pl.col("intl"))
         international = part.filter(pl.col("intl"))
         if rules.region in ("US", "CA"):
-            trunk_one = national.get_column("d").str.contains(r"^1[2-9][0-9]{9}$")
-            parts.append(national.filter(trunk_one).with_columns(out=pl.col("d"), bad=pl.lit(None, pl.String)))
+            d = national.get_column("d")
+            trunk_one = (d.str.len_bytes() == 11) & d.str.starts_with("1") & (d.str.slice(1, 1) > "1")
+            parts.append(national.filter(trunk_one).select("_i", out=pl.col("d"), bad=pl.lit(None, pl.String)))
             national = national.filter(~trunk_one)
         own_code = pl.col("d").str.starts_with(rules.country_code)
         idd = _starts(pl.col("d"), rules.idd) if rules.idd else pl.lit(False)
         national = national.filter(~own_code & ~idd).with_columns(n=pl.col("d"))
         for chunk in (national, international):
             if chunk.height:
-                parts.append(_settle(chunk, rules).drop("_prefix", strict=False))
-    return pl.concat([part.select("_i", "out", "bad") for part in parts], how="vertical")
+                parts.extend(_settle(chunk, rules))
+    return pl.concat(parts, how="vertical")
 
 
 def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     number = T_NUMBER
-    digits = number.str.replace_all(r"[^0-9]", "")
-    plus = number.str.starts_with("+")
     work = (
         frame.with_row_index("_i")
         .with_columns(
             shaped=number.str.contains(r"^\+?[0-9 ().\-]*$") & ASCII & ~EMPTY & ~PRE,
-            plus=plus,
-            all_digits=digits,
+            plus=number.str.starts_with("+"),
+            all_digits=number.str.replace_all(r"[^0-9]+", ""),
         )
         .with_columns(intl=pl.col("plus") | pl.col("all_digits").str.starts_with("00"))
         .with_columns(
@@ -173,18 +179,23 @@ def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
         .collect()
     )
     regions = {c: phone_region(c) for c in work.get_column("c").unique().drop_nulls().to_list()}
-    cc = _country_code_of(pl.col("d"))
-    work = work.with_columns(
-        region=pl.col("c").replace_strict(regions, default=None, return_dtype=pl.String),
-        cc=pl.when(pl.col("intl")).then(cc),
-    ).with_columns(
-        n=pl.when(pl.col("intl")).then(pl.col("d").str.slice(pl.col("cc").str.len_chars())),
-        mr=pl.when(pl.col("intl"))
-        .then(pl.col("cc").replace_strict(_main_regions(), default=None, return_dtype=pl.String))
-        .otherwise(pl.col("region")),
+    work = work.with_columns(region=pl.col("c").replace_strict(regions, default=None, return_dtype=pl.String))
+    candidates = work.filter(
+        pl.col("shaped") & (pl.col("d") != "") & (pl.col("intl") | pl.col("region").is_not_null())
+    ).select("_i", "d", "intl", "region")
+    national = candidates.filter(~pl.col("intl")).select("_i", "d", "intl", n=pl.lit(None, pl.String), mr="region")
+    international = (
+        candidates.filter(pl.col("intl"))
+        .with_columns(cc=_country_code_of(pl.col("d")))
+        .select(
+            "_i",
+            "d",
+            "intl",
+            n=pl.col("d").str.slice(pl.col("cc").str.len_chars()),
+            mr=pl.col("cc").replace_strict(_main_regions(), default=None, return_dtype=pl.String),
+        )
     )
-    candidates = work.filter(pl.col("shaped") & (pl.col("d") != "") & (pl.col("intl") | pl.col("region").is_not_null()))
-    resolved = _resolve(candidates.select("_i", "d", "n", "intl", "mr"))
+    resolved = _resolve(pl.concat([national, international], how="vertical"))
     work = work.join(resolved, on="_i", how="left")
     no_digits = pl.col("d") == ""
     raw = pl.col("d").str.strip_chars_start("0")
