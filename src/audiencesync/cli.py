@@ -21,6 +21,15 @@ from audiencesync.config import Config, ConfigError, load_config
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Keep Meta Custom Audiences in step with your data.")
 audiences_app = typer.Typer(no_args_is_help=True, help="List or delete the Facebook audiences this project manages.")
 app.add_typer(audiences_app, name="audiences")
+
+
+def _mount_conversions() -> None:
+    from audiencesync.conversions.cli import app as conversions_app
+
+    app.add_typer(conversions_app, name="conversions", help="Forward offline sales to Meta's Conversions API.")
+
+
+_mount_conversions()
 console = Console()
 err = Console(stderr=True)
 
@@ -193,6 +202,14 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, verbose: Annotated[bool, typer.Optio
 
     _setup_logging(verbose)
     run_forever(_config(config), console)
+
+
+@app.command()
+def serve(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Accept Segment, mParticle and plain membership calls; sync stream audiences within seconds."""
+    from audiencesync.stream.cli import serve_command
+
+    serve_command(config)
 
 
 @app.command()

@@ -43,7 +43,7 @@ audiences:
     min_size: 100
   - name: High value customers
     source: crm
-    query: select * from read_csv('{csv}', all_varchar = true) where try_cast(ltv as double) >= 400
+    query: select * from read_csv('{csv}', all_varchar = true) where try_cast(ltv as double) >= 100
     primary_key: customer_id
     customer_file_source: USER_PROVIDED_ONLY
     multi_key: true
@@ -112,12 +112,7 @@ def _change(table: pa.Table, seed: int) -> pa.Table:
             emails[i] = f"changed.{i}.{rng.randrange(10**6)}@example.net"
     kept = kept.set_column(kept.schema.get_field_index("email"), "email", pa.array(emails, kept["email"].type))
     fresh = generate_customers(max(1, n * 6 // 100), seed=seed + 1000)
-    ids = pc.cast(fresh["customer_id"], pa.string())
-    fresh = fresh.set_column(
-        fresh.schema.get_field_index("customer_id"),
-        "customer_id",
-        pc.cast(pc.binary_join_element_wise("new-", ids, ""), fresh["customer_id"].type),
-    )
+    fresh = fresh.set_column(0, "customer_id", pc.add(fresh["customer_id"], 10_000_000))
     return pa.concat_tables([kept, fresh.select(kept.column_names).cast(kept.schema)])
 
 
