@@ -100,11 +100,14 @@ def zip_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     compact, generic = pl.col("_compact"), pl.col("_generic")
     country = pl.col("c")
     us = country.fill_null("") == "US"
+    us_digits = pl.when(us & compact.str.contains(r"^[0-9-]+$")).then(compact.str.replace_all("-", "", literal=True))
+    frame = frame.with_columns(_us=us_digits)
+    us_digits = pl.col("_us")
     norm = (
-        pl.when(us & compact.str.contains(r"^[0-9]{5}[0-9-]*$"))
-        .then(compact.str.slice(0, 5))
-        .when(us & compact.str.contains(r"^[0-9]{3,4}$"))
-        .then(compact.str.zfill(5))
+        pl.when(us_digits.str.len_bytes() >= 5)
+        .then(us_digits.str.slice(0, 5))
+        .when(us_digits.str.len_bytes() >= 3)
+        .then(us_digits.str.zfill(5))
         .when(country.is_null() & compact.str.contains(r"^[0-9]{5}-[0-9]{4}$"))
         .then(compact.str.slice(0, 5))
         .when(generic.str.len_bytes() > 0)

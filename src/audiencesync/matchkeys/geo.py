@@ -29,8 +29,7 @@ _NOT_LETTER_OR_DIGIT = re.compile(r"[^a-z0-9 ]+")
 _SPACES = re.compile(r" +")
 _NOT_A_TO_Z = re.compile(r"[^a-z]+")
 _WHITESPACE = re.compile(r"\s+")
-_US_ZIP = re.compile(r"[0-9]{5}[0-9-]*")
-_SHORT_US_ZIP = re.compile(r"[0-9]{3,4}")
+_DIGITS_AND_DASHES = re.compile(r"[0-9-]+")
 _ZIP_PLUS_4 = re.compile(r"[0-9]{5}-[0-9]{4}")
 
 
@@ -129,11 +128,12 @@ def postal_code(text: str, ctx: Context) -> str:
     Swiss or Australian, so it is not padded.
     """
     compact = _WHITESPACE.sub("", drop_float_suffix(text))
-    if ctx.country == "US":
-        if _US_ZIP.fullmatch(compact):
-            return compact[:5]
-        if _SHORT_US_ZIP.fullmatch(compact):
-            return compact.zfill(5)
+    if ctx.country == "US" and _DIGITS_AND_DASHES.fullmatch(compact):
+        digits = compact.replace("-", "")
+        if len(digits) >= 5:
+            return digits[:5]
+        if len(digits) >= 3:
+            return digits.zfill(5)
     elif ctx.country is None and _ZIP_PLUS_4.fullmatch(compact):
         return compact[:5]
     generic = "".join(ch for ch in compact.lower() if unicodedata.category(ch) != "Pd")

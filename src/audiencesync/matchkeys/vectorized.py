@@ -226,7 +226,7 @@ def _object_key(spec: KeySpec, values: pa.Array, country: pa.Array | None, setti
 
 def _number_key(values: pa.Array, settings: _Settings) -> _KeyColumn:
     """LOOKALIKE_VALUE from a numeric column, without leaving arrow (same rules as `checked_value`)."""
-    numbers = values.cast(pa.float64())
+    numbers = values.cast(pa.float64(), safe=False)
     numbers = pc.if_else(pc.is_nan(numbers), pa.scalar(None, pa.float64()), numbers)
     none = pa.scalar(None, pa.large_string())
     zero_bad = not settings.allow_zero_value
