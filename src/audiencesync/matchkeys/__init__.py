@@ -7,14 +7,19 @@ and is what the sync pipeline calls. Both follow `shared/spec/match-keys.md` and
 from audiencesync.matchkeys.columns import resolve_columns
 from audiencesync.matchkeys.errors import REASONS
 from audiencesync.matchkeys.keys import KEYS, KeySpec, key_spec
+from audiencesync.matchkeys.report import CoverageReport, KeyCoverage, coverage_report, describe_match
 from audiencesync.matchkeys.scalar import explain, match_value, normalize
 from audiencesync.matchkeys.vectorized import MatchResult, match_table
 
 __all__ = [
     "KEYS",
     "REASONS",
+    "CoverageReport",
+    "KeyCoverage",
     "KeySpec",
     "MatchResult",
+    "coverage_report",
+    "describe_match",
     "explain",
     "key_spec",
     "match_table",
