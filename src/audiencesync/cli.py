@@ -30,7 +30,7 @@ def _mount_conversions() -> None:
 
 
 _mount_conversions()
-console = Console()
+console = Console() if sys.stdout.isatty() else Console(width=150)
 err = Console(stderr=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.", envvar="AUDIENCESYNC_CONFIG")]
