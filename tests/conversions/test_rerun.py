@@ -51,6 +51,25 @@ def test_duplicates_within_one_file_are_sent_once(shop: Shop) -> None:
     assert report.sent == 30 and report.skipped == {"duplicate_in_input": 5}
 
 
+def test_a_corrected_copy_after_a_rejected_row_is_still_sent(shop: Shop) -> None:
+    broken = sale(1, currency="")
+    fixed = {**broken, "currency": "USD"}
+    shop.write([broken, sale(2), fixed])
+    report = send(shop.config(), Source(shop.events, chunk_rows=2))
+    assert report.sent == 2 and report.rejected == {"purchase_without_currency": 1}
+    assert set(order_counts(shop)) == {"ORD-000001", "ORD-000002"}
+
+
+def test_events_without_an_order_id_are_recognised_on_a_rerun(shop: Shop) -> None:
+    rows = [sale(i, order_id="") for i in range(20)]
+    shop.write(rows + rows[:3])
+    first = send(shop.config(), Source(shop.events, chunk_rows=8))
+    assert first.sent == 20 and first.skipped == {"duplicate_in_input": 3}
+    second = send(shop.config(), Source(shop.events, chunk_rows=8))
+    assert second.sent == 0 and second.skipped == {"already_sent": 23}  # a copy of a sent event is sent too
+    assert len(shop.accepted()) == 20
+
+
 def test_a_crash_after_some_batches_then_a_rerun_sends_the_rest_once(shop: Shop) -> None:
     shop.write([sale(i) for i in range(1000)])
     cfg = shop.config(batch_size=50)

@@ -69,29 +69,33 @@ class ConversionState:
             )
         return int(n)
 
-    def fresh(self, ids: list[str]) -> tuple[set[str], int, int]:
-        """Split ids into those to send, those acknowledged before, and those this run already took."""
+    def known(self, ids: list[str]) -> tuple[set[str], set[str]]:
+        """Of these ids: those Facebook acknowledged before, and those this run has already taken."""
         if not ids:
-            return set(), 0, 0
+            return set(), set()
         self.con.register("conv_ids", pa.table({"event_id": pa.array(ids, pa.string())}))
         try:
-            rows = self.con.execute(
-                """SELECT i.event_id,
-                          EXISTS (SELECT 1 FROM st.conversion_events c WHERE c.dataset = ? AND c.event_id = i.event_id),
-                          EXISTS (SELECT 1 FROM conv_seen s WHERE s.event_id = i.event_id)
-                   FROM conv_ids i""",
+            acked = self.con.execute(
+                """SELECT DISTINCT i.event_id FROM conv_ids i
+                   JOIN st.conversion_events c ON c.event_id = i.event_id AND c.dataset = ?""",
                 [self.dataset],
             ).fetchall()
-            fresh = {eid for eid, acked, seen in rows if not acked and not seen}
-            acked = sum(1 for _, a, _ in rows if a)
-            seen = sum(1 for _, a, s in rows if s and not a)
-            if fresh:
-                self.con.register("conv_fresh", pa.table({"event_id": pa.array(sorted(fresh), pa.string())}))
-                self.con.execute("INSERT INTO conv_seen SELECT event_id FROM conv_fresh")
-                self.con.unregister("conv_fresh")
-            return fresh, acked, seen
+            seen = self.con.execute(
+                "SELECT DISTINCT i.event_id FROM conv_ids i JOIN conv_seen s ON s.event_id = i.event_id"
+            ).fetchall()
         finally:
             self.con.unregister("conv_ids")
+        return {r[0] for r in acked}, {r[0] for r in seen}
+
+    def take(self, ids: list[str]) -> None:
+        """Mark ids as sent by this run, so a later copy in the input is not sent twice."""
+        if not ids:
+            return
+        self.con.register("conv_take", pa.table({"event_id": pa.array(ids, pa.string())}))
+        try:
+            self.con.execute("INSERT INTO conv_seen SELECT event_id FROM conv_take")
+        finally:
+            self.con.unregister("conv_take")
 
     def record(self, events: Iterable[dict[str, Any]], run_id: str) -> None:
         """Called only with events Facebook acknowledged."""

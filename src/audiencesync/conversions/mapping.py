@@ -78,16 +78,25 @@ class EventMapper:
             raise Skip(f"action:{key}")
         return name
 
-    def event(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def head(self, row: Mapping[str, Any]) -> tuple[str, int]:
+        """Event name and time: all an event with an order id needs for its id (see `event_id`)."""
+        return self.event_name(row), event_time(row.get("event_time"))
+
+    def event(self, row: Mapping[str, Any], head: tuple[str, int] | None = None) -> dict[str, Any]:
         """The event without `user_data` and `event_id` (added once the chunk's keys are hashed)."""
-        name = self.event_name(row)
-        event: dict[str, Any] = {
+        name, time = head or self.head(row)
+        return {
             "event_name": name,
-            "event_time": event_time(row.get("event_time")),
+            "event_time": time,
             "action_source": self.settings.action_source,
+            "custom_data": custom_data(row),
         }
-        event["custom_data"] = custom_data(row)
-        return event
+
+
+def order_id(row: Mapping[str, Any]) -> str | None:
+    """The order id as it is sent in `custom_data.order_id`, or None."""
+    value = row.get("order_id")
+    return None if _blank(value) else _text(value)
 
 
 def event_time(value: Any) -> int:
@@ -145,9 +154,9 @@ def custom_data(row: Mapping[str, Any]) -> dict[str, Any]:
     if contents:
         data["contents"] = contents
         data["content_type"] = "product"
-    order = row.get("order_id")
-    if not _blank(order):
-        data["order_id"] = _text(order)
+    order = order_id(row)
+    if order is not None:
+        data["order_id"] = order
     return data
 
 
@@ -283,9 +292,13 @@ def event_id(event: dict[str, Any]) -> str:
     cd = event.get("custom_data") or {}
     order = cd.get("order_id")
     if order:
-        basis = f"order|{event['event_name']}|{event['event_time']}|{order}".encode()
-    else:
-        basis = b"user|" + orjson.dumps(
-            [event["event_name"], event["event_time"], event.get("user_data"), cd], option=orjson.OPT_SORT_KEYS
-        )
+        return order_event_id(event["event_name"], event["event_time"], order)
+    basis = b"user|" + orjson.dumps(
+        [event["event_name"], event["event_time"], event.get("user_data"), cd], option=orjson.OPT_SORT_KEYS
+    )
     return hashlib.sha256(basis).hexdigest()[:32]
+
+
+def order_event_id(name: str, time: int, order: str) -> str:
+    """The id of an event with an order id; known before any key is hashed, so a re-run skips early."""
+    return hashlib.sha256(f"order|{name}|{time}|{order}".encode()).hexdigest()[:32]

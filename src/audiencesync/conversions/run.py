@@ -12,11 +12,12 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
 from audiencesync.config import Config
 from audiencesync.conversions.deliver import BatchOutcome, ConversionState, Sender, batches
-from audiencesync.conversions.mapping import EventMapper, Reject, Skip, event_id
+from audiencesync.conversions.mapping import EventMapper, Reject, Skip, event_id, order_event_id, order_id
 from audiencesync.conversions.read import Chunk, Source
 from audiencesync.conversions.report import ConversionReport, RejectsFile
 from audiencesync.conversions.settings import ConversionsSettings, action_key, conversions_settings
@@ -69,8 +70,9 @@ def send(
             if not dry_run:
                 state.start_run(run_id)
             run = _Run(settings, state, report, rejects, clock, progress, on_ack, run_id)
+            sender = None if dry_run or client is None else Sender(client, settings)
             try:
-                run.all(source, None if dry_run else Sender(client, settings), config.meta.max_in_flight)  # type: ignore[arg-type]
+                run.all(source, sender, config.meta.max_in_flight)
             except BaseException as e:
                 report.status = "failed"
                 report.error = report.error or f"interrupted: {type(e).__name__}"
@@ -190,58 +192,111 @@ class _Run:
     # -- one chunk: map, hash, validate, drop what was sent ------------------------------------
 
     def prepare(self, chunk: Chunk) -> list[dict[str, Any]]:
+        """The chunk's events to send: mapped, hashed, valid, and neither sent before nor repeated."""
+        self.report.read += len(chunk)
+        heads = self._heads(chunk)
+        heads = self._drop_known(heads)
+        if not heads:
+            return []
+        return self._build(chunk, heads)
+
+    def _heads(self, chunk: Chunk) -> list[_Head]:
         report = self.report
-        report.read += len(chunk)
-        now = self.clock()
-        cols = chunk.columns
-        names = list(cols)
-        actions = cols.get("product_action") or [None] * len(chunk)
-        built: list[tuple[int, int, dict[str, Any]]] = []
-        for i, (row_no, values) in enumerate(zip(chunk.rows, zip(*cols.values(), strict=True), strict=True)):
+        names = list(chunk.columns)
+        heads: list[_Head] = []
+        for i, (row_no, values) in enumerate(zip(chunk.rows, zip(*chunk.columns.values(), strict=True), strict=True)):
             row = dict(zip(names, values, strict=True))
             try:
-                built.append((i, row_no, self.mapper.event(row)))
+                name, when = self.mapper.head(row)
             except Skip as s:
                 report.skip(s.reason)
+                continue
             except Reject as r:
                 report.reject(r.reason)
                 self.rejects.write(row_no, r.reason, None, _action(row), row.get("order_id"))
+                continue
+            order = order_id(row)
+            heads.append(_Head(i, row_no, row, (name, when), order_event_id(name, when, order) if order else None))
+        return heads
+
+    def _drop_known(self, heads: list[_Head]) -> list[_Head]:
+        """An event with an order id has its id before any hashing: a re-run skips it right here."""
+        acked, seen = self.state.known([h.early_id for h in heads if h.early_id])
+        if not acked and not seen:
+            return heads
+        kept = []
+        for h in heads:
+            if h.early_id in acked:
+                self.report.skip("already_sent")
+            elif h.early_id in seen:
+                self.report.skip("duplicate_in_input")
+            else:
+                kept.append(h)
+        return kept
+
+    def _build(self, chunk: Chunk, heads: list[_Head]) -> list[dict[str, Any]]:
+        report = self.report
+        now = self.clock()
+        built: list[tuple[_Head, dict[str, Any]]] = []
+        for h in heads:
+            try:
+                built.append((h, self.mapper.event(h.row, h.head)))
+            except Reject as r:
+                report.reject(r.reason)
+                self.rejects.write(h.row_no, r.reason, None, _action(h.row), h.row.get("order_id"))
         if not built:
             return []
-        user = build_user_data(cols, len(chunk), self.settings)
+        positions = [h.index for h, _ in built]
+        cols = chunk.columns
+        if len(positions) < len(chunk):
+            cols = {k: [v[i] for i in positions] for k, v in cols.items()}
+        user = build_user_data(cols, len(positions), self.settings)
         report.count_keys(user.found, user.invalid)
         candidates: dict[str, tuple[int, dict[str, Any]]] = {}
-        for i, row_no, event in built:
-            ud = user.rows[i]
+        for j, (h, event) in enumerate(built):
+            ud = user.rows[j]
             if ud:
                 event["user_data"] = ud
-            ldu = user.ldu[i]
             reason = check(event, now=now, window_days=self.window_days)
             if reason is not None:
                 report.reject(reason)
-                self.rejects.write(row_no, reason, event, _action({"product_action": actions[i]}))
+                self.rejects.write(h.row_no, reason, event, _action(h.row))
                 continue
+            ldu = user.ldu[j]
             if ldu:
                 event.update(ldu)
                 report.ldu += 1
-            eid = event_id(event)
+            eid = h.early_id or event_id(event)
             event["event_id"] = eid
             if eid in candidates:
                 report.skip("duplicate_in_input")
                 continue
-            candidates[eid] = (row_no, event)
-        fresh, acked, repeated = self.state.fresh(list(candidates))
-        if acked:
-            report.skip("already_sent", acked)
-        if repeated:
-            report.skip("duplicate_in_input", repeated)
+            candidates[eid] = (h.row_no, event)
+        late = [eid for eid, (_, ev) in candidates.items() if "order_id" not in ev["custom_data"]]
+        acked, seen = self.state.known(late)
         out = []
         for eid, (row_no, event) in candidates.items():
-            if eid in fresh:
+            if eid in acked:
+                report.skip("already_sent")
+            elif eid in seen:
+                report.skip("duplicate_in_input")
+            else:
                 if self.sending:
                     self.rows_of[eid] = row_no
                 out.append(event)
+        self.state.take([e["event_id"] for e in out])
         return out
+
+
+@dataclass
+class _Head:
+    """A row that maps to an event: where it is, its name and time, and its id when it has an order id."""
+
+    index: int
+    row_no: int
+    row: dict[str, Any]
+    head: tuple[str, int]
+    early_id: str | None
 
 
 def _action(row: dict[str, Any]) -> str | None:

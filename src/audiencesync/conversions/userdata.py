@@ -117,7 +117,7 @@ def build_user_data(columns: dict[str, list[Any]], n: int, settings: Conversions
     """Normalize and hash every key of the chunk at once; assemble each row's `user_data`."""
     plan = plan_keys(list(columns), settings.email_identity)
     rows: list[dict[str, Any]] = [{} for _ in range(n)]
-    out = UserData(rows=rows, ldu=[None] * n)  # type: ignore[arg-type]
+    invalid: dict[str, Counter[str]] = defaultdict(Counter)
     country_hash: list[str | None] = [None] * n
     state_hash: list[str | None] = [None] * n
     if plan.sources:
@@ -125,37 +125,33 @@ def build_user_data(columns: dict[str, list[Any]], n: int, settings: Conversions
         result = matchkeys.match_table(table, columns=mapping, default_country=settings.default_country)
         for key, reasons in result.invalid.items():
             if key in WANTED and reasons:
-                out.invalid[key].update(reasons)
+                invalid[key].update(reasons)
         positions = result.table.column("_row").to_pylist()
-        dob: dict[str, list[Any]] = {}
-        for key in result.table.column_names:
-            if key == "_row":
-                continue
-            values = result.table.column(key).to_pylist()
-            if key in DOB_KEYS:
-                dob[key] = values
-                continue
+        hashed = {k: result.table.column(k).to_pylist() for k in result.table.column_names if k in WANTED}
+        for key, values in hashed.items():
             name = CAPI_FIELDS.get(key)
             if name is None:
                 continue
             for pos, v in zip(positions, values, strict=True):
                 if v is not None:
                     rows[pos][name] = v
-            if key == "COUNTRY":
-                for pos, v in zip(positions, values, strict=True):
-                    country_hash[pos] = v
-            elif key == "ST":
-                for pos, v in zip(positions, values, strict=True):
-                    state_hash[pos] = v
+        for key, target in (("COUNTRY", country_hash), ("ST", state_hash)):
+            for pos, v in zip(positions, hashed.get(key, ()), strict=False):
+                target[pos] = v
+        dob = {k: hashed[k] for k in DOB_KEYS if k in hashed}
         if dob:
             _add_birth_date(rows, positions, dob, table, mapping)
     if plan.email_passthrough is not None:
-        _pass_email_through(rows, columns[plan.email_passthrough], out.invalid)
+        _pass_email_through(rows, columns[plan.email_passthrough], invalid)
+    found: Counter[str] = Counter()
     for ud in rows:
-        out.found.update(ud.keys())
-    out.rows = [ud or None for ud in rows]
-    out.ldu = ldu_fields(settings, country_hash, state_hash)
-    return out
+        found.update(ud.keys())
+    return UserData(
+        rows=[ud or None for ud in rows],
+        ldu=ldu_fields(settings, country_hash, state_hash),
+        found=found,
+        invalid=invalid,
+    )
 
 
 def _key_table(columns: dict[str, list[Any]], plan: KeyPlan, n: int) -> tuple[pa.Table, dict[str, str]]:
