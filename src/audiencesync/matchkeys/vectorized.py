@@ -349,7 +349,7 @@ def match_table(
         return key, _key_column(key_spec(key), values, country, settings)
 
     pending = [key for key in mapping if key not in done]
-    workers = threads or min(len(pending), os.cpu_count() or 1) or 1
+    workers = threads or min(len(pending), 2 * (os.cpu_count() or 1)) or 1
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             done.update(pool.map(run, pending))
