@@ -89,3 +89,19 @@ def test_a_missing_write_key_variable_is_named():
 def test_no_serve_section_is_an_error():
     with pytest.raises(ConfigError, match="serve: the config file has no `serve:` section"):
         serve_settings(config(None))
+
+
+@pytest.mark.parametrize(
+    ("over", "expected"),
+    [
+        ({"value": {"column": "ltv"}}, ".value: a stream audience has no value column"),
+        ({"external_id": "customer_id"}, ".external_id: a stream member's external id is its userId"),
+        ({"columns": {"EMAIL": "mail"}}, ".columns: a stream audience's columns are fixed"),
+        ({"query": "select 1"}, ".query: a stream audience has no query"),
+    ],
+)
+def test_settings_a_stream_audience_cannot_use_are_named(over, expected):
+    raw = {**ISSUE_EXAMPLE, "audiences": [{**ISSUE_EXAMPLE["audiences"][0], **over}]}
+    with pytest.raises(ConfigError) as e:
+        serve_settings(parse_config(raw, env={"AUDIENCESYNC_WRITE_KEY": "wk"}))
+    assert any(p.startswith("audiences[0] (Ordered in the last 30 days)" + expected) for p in e.value.problems)

@@ -80,13 +80,37 @@ class ServeSettings(BaseModel):
 
 
 def serve_settings(config: Config) -> ServeSettings:
-    """Validate `config.serve`; a ConfigError names each bad setting as `serve.<name>`."""
+    """Validate `config.serve` and the stream audiences; a ConfigError names each bad setting."""
     if config.serve is None:
         raise ConfigError(["serve: the config file has no `serve:` section (host, port, write_key, ...)"])
     try:
-        return ServeSettings.model_validate(config.serve)
+        settings = ServeSettings.model_validate(config.serve)
     except ValidationError as e:
         raise ConfigError([_describe(err) for err in e.errors()]) from None
+    problems = stream_audience_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def stream_audience_problems(config: Config) -> list[str]:
+    """Settings a stream audience cannot use: its source is the members table the server keeps."""
+    problems = []
+    for i, a in enumerate(config.audiences):
+        if a.key not in stream_audiences(config):
+            continue
+        where = f"audiences[{i}] ({a.name})"
+        if a.value is not None:
+            problems.append(f"{where}.value: a stream audience has no value column; value-based needs a query source")
+        if "facebook_id" in a.forward:
+            problems.append(f"{where}.forward: facebook_id is not available to a stream audience (no Facebook IDs)")
+        if a.columns:
+            problems.append(f"{where}.columns: a stream audience's columns are fixed; traits map by their names")
+        if a.external_id not in (None, "external_id"):
+            problems.append(f"{where}.external_id: a stream member's external id is its userId; remove this setting")
+        if a.query or a.primary_key:
+            problems.append(f"{where}.query: a stream audience has no query; its members arrive through serve")
+    return problems
 
 
 def _describe(err: Any) -> str:
