@@ -206,6 +206,7 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=30, help="seconds to wait for the last acknowledgements")
     parser.add_argument("--leave-share", type=float, default=0.2, help="share of changes that are users leaving")
     parser.add_argument("--flush-after", default="2s")
+    parser.add_argument("--log", type=Path, help="keep the server's and the emulator's output in this file")
     args = parser.parse_args()
 
     emu_port, srv_port = free_port(), free_port()
@@ -238,7 +239,7 @@ def main() -> None:
                 }
             )
         )
-        log = (Path(tmp) / "processes.log").open("wb")
+        log = (args.log or Path(tmp) / "processes.log").open("wb")
         try:
             procs.append(
                 subprocess.Popen(

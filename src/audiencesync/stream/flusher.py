@@ -168,8 +168,10 @@ class Flusher:
                 self._sync_audiences(configured, due, outcome)
         finally:
             self.flushing = False
-            self.metrics.flushed(time.perf_counter() - t0, not outcome.kept)
+            took = time.perf_counter() - t0
+            self.metrics.flushed(took, not outcome.kept)
             self._refresh_stats()
+            log.info("flushed %d changes (%s) in %.2fs", sum(w.count for w in due.values()), ", ".join(due), took)
         return outcome
 
     def _sync_audiences(self, keys: list[str], due: dict[str, Waiting], outcome: FlushOutcome) -> None:

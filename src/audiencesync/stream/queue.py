@@ -30,6 +30,7 @@ from audiencesync.stream.members import COLUMNS, Change
 log = logging.getLogger(__name__)
 
 QUEUE = "st.stream_queue"
+SLOW_COMMIT_S = 1.0
 MAX_GROUP = 50_000
 """Changes written in one transaction at most; more wait for the next one."""
 
@@ -208,6 +209,9 @@ class QueueWriter:
             for item in group:
                 item.done(WriterStopped(f"the queue could not be written ({type(exc).__name__})"))
             return
+        took = time.time() - at
+        if took > SLOW_COMMIT_S:
+            log.warning("writing %d changes to the queue took %.1fs", size, took)
         self._next_seq += size
         self.written.update(c.audience_key for c in changes)
         self.stats.committed(size, at)
