@@ -4,7 +4,8 @@ Generates a seeded CSV of store sales in a temporary directory (the issue's layo
 event times, a mix of product actions, products as JSON, identity and attribute columns, custom
 attributes), starts the emulator as its own process (`python -m audiencesync.emulator`, as a user
 would, so client and server do not share a GIL), and times `audiencesync.conversions.send` from
-the first byte read to the last batch acknowledged and recorded. Prints the figure.
+the first byte read to the last batch acknowledged and recorded. Prints the figure, and beside it a
+dry run (the client's share: read, map, hash, validate) and the emulator's busy time.
 
 Usage: .venv/bin/python bench/conversions.py [--events N] [--batch-size N] [--in-flight N]
 """
@@ -128,6 +129,10 @@ conversions:
             )
             cfg = load_config(cfg_path, env={**os.environ, "META_ACCESS_TOKEN": token})
             t0 = time.perf_counter()
+            dry = send(cfg, Source(events), dry_run=True)
+            dry_s = time.perf_counter() - t0
+            print(f"dry run (read, map, hash, validate; nothing sent): {dry.read / dry_s:,.0f} events/s ({dry_s:.1f}s)")
+            t0 = time.perf_counter()
             report = send(cfg, Source(events))
             elapsed = time.perf_counter() - t0
             held = httpx.get(f"{url}/_emulator/datasets/{DATASET}/events", timeout=600).json()
@@ -136,7 +141,11 @@ conversions:
                 f"skipped {sum(report.skipped.values()):,}  rejected {sum(report.rejected.values()):,}  "
                 f"requests {report.requests:,}  status {report.status}"
             )
-            print(f"emulator holds {len(held['events']):,} events")
+            log = [
+                r for r in httpx.get(f"{url}/_emulator/requests", timeout=60).json() if r["path"].endswith("/events")
+            ]
+            busy = sum(r.get("duration_ms") or 0 for r in log) / 1000
+            print(f"emulator holds {len(held['events']):,} events; it spent {busy:.1f}s handling {len(log)} requests")
             print(
                 f"conversions: {report.read / elapsed:,.0f} events/s read→acknowledged "
                 f"({report.sent / elapsed:,.0f} sent/s) — {elapsed:.1f}s for {report.read:,} events"

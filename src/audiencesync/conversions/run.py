@@ -7,11 +7,13 @@ while the next chunk is being mapped.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +64,7 @@ def send(
     if own_client:
         client = GraphClient(config.meta)
     try:
-        with StateStore(config.state) as store:
+        with StateStore(config.state) as store, _fewer_collections():
             state = ConversionState(store, settings.dataset_key())
             forgotten = state.forget_before(int(clock()) - (settings.window_days + 1) * 86400)
             if forgotten:
@@ -89,6 +91,18 @@ def send(
         if own_client and client is not None:
             client.close()
     return report
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """A chunk allocates ~10 small dicts per event, none in a cycle; with the default thresholds the
+    cyclic collector rescans them all many times per chunk (about a third of the mapping time)."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], 100_000), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 class _Run:
