@@ -200,7 +200,10 @@ class Flusher:
             self._back_off(k, reason)
 
     def _done(self, key: str, w: Waiting) -> int:
-        self.store.con.execute(f"DELETE FROM {QUEUE} WHERE audience_key = ? AND seq <= ?", [key, w.max_seq])
+        deleted = self.store.con.execute(
+            f"DELETE FROM {QUEUE} WHERE audience_key = ? AND seq <= ?", [key, w.max_seq]
+        ).fetchall()[0][0]
+        self.stats.removed(int(deleted))
         return w.count
 
     def _back_off(self, key: str, reason: str) -> None:
@@ -211,10 +214,11 @@ class Flusher:
         log.error("stream audience %s: %s; retrying in %.0fs", key, reason, delay)
 
     def _refresh_stats(self) -> None:
-        n, oldest = self.store.con.execute(f"SELECT count(*), min(accepted_at) FROM {QUEUE}").fetchall()[0]
-        retry_at = max((t for t, _ in self._backoff.values()), default=0.0)
+        """The oldest change is read under the stats lock: a commit cannot slip between read and set."""
         with self.stats.cond:
-            self.stats.pending, self.stats.oldest, self.stats.retry_at = int(n), oldest, retry_at
+            oldest = self.store.con.execute(f"SELECT min(accepted_at) FROM {QUEUE}").fetchall()[0][0]
+            self.stats.oldest = oldest
+            self.stats.retry_at = max((t for t, _ in self._backoff.values()), default=0.0)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -90,6 +90,11 @@ class QueueStats:
                 self.wake = True
                 self.cond.notify_all()
 
+    def removed(self, n: int) -> None:
+        """Changes synced and deleted by the flusher; the count moves only by what was written or deleted."""
+        with self.cond:
+            self.pending -= n
+
     def oldest_age(self) -> float:
         with self.cond:
             return max(0.0, time.time() - self.oldest) if self.oldest is not None else 0.0
