@@ -56,7 +56,7 @@ def prepare(frame: pl.DataFrame) -> pl.LazyFrame:
     return staged.with_columns(
         _empty=V.is_null() | (T.str.len_bytes() == 0),
         _pre=(T.str.len_bytes() == 64) & T.str.contains(r"^[0-9A-Fa-f]{64}$"),
-        _tn=pl.when(T.str.contains(r"^\+?[0-9]+\.0+$")).then(T.str.replace(r"\.0+$", "")).otherwise(T),
+        _tn=pl.coalesce(T.str.extract(r"^(\+?[0-9]+)\.0+$", 1), T),
     )
 
 
