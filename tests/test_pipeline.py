@@ -226,3 +226,14 @@ def test_no_raw_pii_or_token_in_state_or_logs(ws, caplog):
             assert value.encode() not in blob, value
             assert value not in text
     assert ws.emu.token.encode() not in blob and ws.emu.token not in text
+
+
+def test_limited_data_use_rows_carry_the_processing_options(ws):
+    ws.write_rows([person(i) for i in range(3)])
+    cfg = ws.config([{"name": "CCPA", "forward": ["email"], "ldu": True}])
+    a = sync(cfg).audiences[0]
+    assert a.status == "ok", a.error
+    members = ws.members(fb_ids(cfg, "ccpa")["email"])
+    assert sorted(m["EMAIL"] for m in members) == sorted(sha(f"user{i}@example.com") for i in range(3))
+    uploads = [r for r in ws.requests() if r["path"].endswith("/users")]
+    assert uploads and all(r["status"] == 200 for r in uploads)

@@ -204,7 +204,15 @@ def to_wire(schema_text: str, payloads: list[list[str]]) -> tuple[str | list[str
     if not schema_text.startswith("["):
         return schema_text, [p[0] for p in payloads]
     schema: list[str] = json.loads(schema_text)
-    if VALUE_KEY in schema:
-        i = schema.index(VALUE_KEY)
-        payloads = [[*p[:i], float(p[i]), *p[i + 1 :]] for p in payloads]
+    typed = {i: _WIRE_TYPES[k] for i, k in enumerate(schema) if k in _WIRE_TYPES}
+    if typed:
+        payloads = [[typed[i](v) if i in typed else v for i, v in enumerate(p)] for p in payloads]
     return schema, payloads
+
+
+_WIRE_TYPES: dict[str, Callable[[str], Any]] = {
+    VALUE_KEY: float,
+    "DATA_PROCESSING_OPTIONS": lambda v: [v] if v else [],
+    "DATA_PROCESSING_OPTIONS_COUNTRY": int,
+    "DATA_PROCESSING_OPTIONS_STATE": int,
+}

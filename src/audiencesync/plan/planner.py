@@ -22,7 +22,7 @@ import pyarrow as pa
 from audiencesync import __version__, matchkeys
 from audiencesync.config import AudienceSettings
 from audiencesync.extract.source import QuerySource, SourceError, quote_ident
-from audiencesync.plan.targets import IDENTITIES, VALUE_KEY, Target, targets
+from audiencesync.plan.targets import IDENTITIES, LDU_CELLS, VALUE_KEY, Target, targets
 from audiencesync.state.store import FacebookAudience, StateStore
 
 BATCH_ROWS = 10_000
@@ -247,10 +247,13 @@ class Planner:
         try:
             present = set(keyed.column_names)
             for t in tlist:
-                keys = [k for k in t.keys if k in present]
-                if not keys:
+                keys = [k for k in t.keys if k in present or k in LDU_CELLS]
+                if not any(k in present for k in keys):
                     continue
-                cells = ", ".join(f"coalesce(CAST({quote_ident(k)} AS VARCHAR), '')" for k in keys)
+                cells = ", ".join(
+                    f"'{LDU_CELLS[k]}'" if k in LDU_CELLS else f"coalesce(CAST({quote_ident(k)} AS VARCHAR), '')"
+                    for k in keys
+                )
                 ident = " OR ".join(f"{quote_ident(k)} IS NOT NULL" for k in t.required_any if k in present) or "false"
                 value_ok = f"{VALUE_KEY} IS NOT NULL" if t.value_based and VALUE_KEY in present else "true"
                 schema = t.schema_text

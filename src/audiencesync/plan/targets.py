@@ -15,6 +15,13 @@ from audiencesync.config import AudienceSettings
 IDENTITY_KEYS = ("EXTERN_ID", "EMAIL", "PHONE", "MADID")
 ATTRIBUTE_KEYS = ("FN", "LN", "FI", "GEN", "DOBY", "DOBM", "DOBD", "CT", "ST", "ZIP", "COUNTRY")
 VALUE_KEY = "LOOKALIKE_VALUE"
+LDU_KEYS = ("DATA_PROCESSING_OPTIONS", "DATA_PROCESSING_OPTIONS_COUNTRY", "DATA_PROCESSING_OPTIONS_STATE")
+LDU_CELLS = {
+    "DATA_PROCESSING_OPTIONS": "LDU",
+    "DATA_PROCESSING_OPTIONS_COUNTRY": "0",
+    "DATA_PROCESSING_OPTIONS_STATE": "0",
+}
+"""Limited Data Use with country and state 0: Facebook geolocates the person (spec §2.6)."""
 
 
 @dataclass(frozen=True)
@@ -43,14 +50,16 @@ class Target:
     keys: tuple[str, ...]
     required_any: tuple[str, ...]
     value_based: bool
+    ldu: bool = False
 
     @property
     def multi(self) -> bool:
-        return self.kind == "multi" or self.value_based
+        """Extra columns (a value, LDU options) need the multi-key row format."""
+        return self.kind == "multi" or self.value_based or self.ldu
 
     @property
     def schema(self) -> str | list[str]:
-        if self.kind != "multi" and not self.value_based:
+        if not self.multi:
             return IDENTITIES[self.kind].schema
         return list(self.keys)
 
@@ -63,12 +72,19 @@ class Target:
 
 def targets(audience: AudienceSettings, available: set[str]) -> list[Target]:
     """The Facebook audiences of a configured one, given the keys its source provides."""
-    value = (VALUE_KEY,) if audience.value else ()
+    extra = ((VALUE_KEY,) if audience.value else ()) + (LDU_KEYS if audience.ldu else ())
     out = []
     for kind in audience.forward:
         ident = IDENTITIES[kind]
         out.append(
-            Target(kind, f"{audience.name} {ident.suffix}", (ident.key, *value), (ident.key,), bool(audience.value))
+            Target(
+                kind,
+                f"{audience.name} {ident.suffix}",
+                (ident.key, *extra),
+                (ident.key,),
+                bool(audience.value),
+                audience.ldu,
+            )
         )
     if audience.multi_key:
         keys = [k for k in IDENTITY_KEYS if k in available]
@@ -78,9 +94,10 @@ def targets(audience: AudienceSettings, available: set[str]) -> list[Target]:
             Target(
                 "multi",
                 audience.name,
-                (*keys, *value),
+                (*keys, *extra),
                 tuple(k for k in IDENTITY_KEYS if k in keys),
                 bool(audience.value),
+                audience.ldu,
             )
         )
     return out
