@@ -63,6 +63,10 @@ class Workspace:
         r.raise_for_status()
         return r.json()["members"]
 
+    def emulator_audiences(self) -> list[dict[str, Any]]:
+        body = httpx.get(f"{self.emu.url}/_emulator/audiences").json()
+        return body["audiences"] if isinstance(body, dict) and "audiences" in body else body
+
     def requests(self) -> list[dict[str, Any]]:
         r = httpx.get(f"{self.emu.url}/_emulator/requests")
         r.raise_for_status()
