@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -72,7 +73,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _ingest(limit: Callable[[StreamRuntime], int], handle: Handler, reply: Callable[[Parsed], dict[str, Any]]):
-    """A write route: authenticate, read, parse, queue durably, answer."""
+    """A write route: authenticate, read, parse, queue durably, answer.
+
+    Parsing and hashing run on a worker thread, so one large batch does not hold up the event loop.
+    """
 
     async def endpoint(request: Request) -> Response:
         rt: StreamRuntime = request.app.state.runtime
@@ -86,7 +90,7 @@ def _ingest(limit: Callable[[StreamRuntime], int], handle: Handler, reply: Calla
             except orjson.JSONDecodeError:
                 raise _Refused(400, "not_json", "the body is not valid JSON") from None
             try:
-                parsed = handle(rt, body)
+                parsed = await run_in_threadpool(handle, rt, body)
             except CallError as e:
                 raise _Refused(e.status, "too_large" if e.status == 413 else "unmapped", str(e)) from None
             try:
