@@ -85,6 +85,8 @@ def _empty(value: Any) -> bool:
 
 @dataclass
 class Hashed:
+    """A person's sent values by members-table column, and the invalid ones by (key, reason)."""
+
     values: dict[str, str]
     invalid: Counter[tuple[str, str]]
 
