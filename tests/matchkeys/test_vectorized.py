@@ -194,3 +194,14 @@ def test_odd_arrow_types_do_not_raise() -> None:
     assert result.invalid["EMAIL"] == {"unsupported_type": 1}
     assert result.empty["ZIP"] == 2
     assert result.table.column("DOBM").to_pylist()[0] == match_value("DOBM", "04")
+
+
+def test_first_initial_is_not_derived_from_a_prehashed_first_name() -> None:
+    digest = hashlib.sha256(b"mary").hexdigest()
+    table = pa.table({"first_name": [digest, "Zoë"], "first_initial": [None, None]})
+    derived = match_table(table.select(["first_name"]))
+    assert derived.table.column("FN").to_pylist()[0] == digest
+    assert derived.table.column("FI").to_pylist() == [None, match_value("FI", "z")]
+    assert derived.empty["FI"] == 1
+    given_column = match_table(pa.table({"first_initial": [digest]}))
+    assert given_column.table.column("FI").to_pylist() == [digest]

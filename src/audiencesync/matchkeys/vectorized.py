@@ -160,10 +160,12 @@ def _text_outcomes(spec: KeySpec, text: pa.Array, country: pa.Array | None, sett
     return out.select("norm", "reason", "pre")
 
 
-def _sent(spec: KeySpec, outcomes: pl.DataFrame) -> pl.DataFrame:
+def _sent(spec: KeySpec, outcomes: pl.DataFrame, derived: bool = False) -> pl.DataFrame:
+    """Hash what needs hashing. A derived key (FI from the FN column) sends nothing for a
+    pre-hashed source value: the initial of a hash is not the hash of an initial."""
     norm = pl.col("norm")
     if spec.hashed:
-        value = pl.when(pl.col("pre")).then(norm).otherwise(norm.chash.sha2_256())
+        value = pl.when(pl.col("pre")).then(None if derived else norm).otherwise(norm.chash.sha2_256())
     elif spec.sent == "number":
         value = norm.cast(pl.Float64)
     else:
@@ -196,32 +198,38 @@ def _encode(text: pa.Array, country: pa.Array | None) -> tuple[pa.Array, pa.Arra
     )
 
 
-def _text_key(spec: KeySpec, text: pa.Array, country: pa.Array | None, settings: _Settings) -> _KeyColumn:
+def _text_key(
+    spec: KeySpec, text: pa.Array, country: pa.Array | None, settings: _Settings, derived: bool
+) -> _KeyColumn:
     if spec.distinct:
         values, countries, inverse = _encode(text, country)
-        sent = _sent(spec, _text_outcomes(spec, values, countries, settings))
+        sent = _sent(spec, _text_outcomes(spec, values, countries, settings), derived)
         return _KeyColumn(sent["sent"].to_arrow().take(inverse), sent["reason"].to_arrow().take(inverse))
-    sent = _sent(spec, _text_outcomes(spec, text, country, settings))
+    sent = _sent(spec, _text_outcomes(spec, text, country, settings), derived)
     return _KeyColumn(sent["sent"].to_arrow(), sent["reason"].to_arrow())
 
 
 # ---------------------------------------------------------------- other value types
 
 
-def _outcomes_column(spec: KeySpec, outcomes: tuple[list[str | None], list[str | None], list[bool]]) -> _KeyColumn:
+def _outcomes_column(
+    spec: KeySpec, outcomes: tuple[list[str | None], list[str | None], list[bool]], derived: bool = False
+) -> _KeyColumn:
     norms, reasons, pres = outcomes
     frame = pl.DataFrame(
         {"norm": norms, "reason": reasons, "pre": pres},
         schema={"norm": pl.String, "reason": pl.String, "pre": pl.Boolean},
     )
-    sent = _sent(spec, frame)
+    sent = _sent(spec, frame, derived)
     return _KeyColumn(sent["sent"].to_arrow(), sent["reason"].to_arrow())
 
 
-def _object_key(spec: KeySpec, values: pa.Array, country: pa.Array | None, settings: _Settings) -> _KeyColumn:
+def _object_key(
+    spec: KeySpec, values: pa.Array, country: pa.Array | None, settings: _Settings, derived: bool
+) -> _KeyColumn:
     items = values.to_pylist()
     countries = country.to_pylist() if country is not None else [None] * len(items)
-    return _outcomes_column(spec, _scalar_outcomes(spec, items, countries, settings))
+    return _outcomes_column(spec, _scalar_outcomes(spec, items, countries, settings), derived)
 
 
 def _number_key(values: pa.Array, settings: _Settings) -> _KeyColumn:
@@ -244,14 +252,16 @@ def _number_key(values: pa.Array, settings: _Settings) -> _KeyColumn:
     return _KeyColumn(sent, reason)
 
 
-def _key_column(spec: KeySpec, values: pa.Array, country: pa.Array | None, settings: _Settings) -> _KeyColumn:
+def _key_column(
+    spec: KeySpec, values: pa.Array, country: pa.Array | None, settings: _Settings, derived: bool = False
+) -> _KeyColumn:
     country = country if spec.uses_country else None
     if spec.sent == "number" and (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
         return _number_key(values, settings)
     text = None if spec.sent == "number" else _as_text_array(values)
     if text is not None:
-        return _text_key(spec, text, country, settings)
-    return _object_key(spec, values, country, settings)
+        return _text_key(spec, text, country, settings, derived)
+    return _object_key(spec, values, country, settings, derived)
 
 
 # ---------------------------------------------------------------- rows, country, assembly
@@ -346,7 +356,9 @@ def match_table(
 
     def run(key: str) -> tuple[str, _KeyColumn]:
         values = table.column(mapping[key]).combine_chunks()
-        return key, _key_column(key_spec(key), values, country, settings)
+        spec = key_spec(key)
+        derived = spec.derived_from is not None and mapping[key] == mapping.get(spec.derived_from)
+        return key, _key_column(spec, values, country, settings, derived)
 
     pending = [key for key in mapping if key not in done]
     workers = threads or min(len(pending), 2 * (os.cpu_count() or 1)) or 1
