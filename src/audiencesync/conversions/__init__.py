@@ -2,10 +2,27 @@
 
 mParticle's Facebook Offline Conversions integration, moved from the retired Offline Conversions API
 to the Conversions API. See docs/conversions.md.
+
+The names below load on first use, so `audiencesync.config` can import `conversions.settings`
+without pulling in the HTTP client and the pipeline.
 """
 
-from audiencesync.conversions.read import Source
-from audiencesync.conversions.run import send
-from audiencesync.conversions.settings import ConversionsSettings, conversions_settings
+from __future__ import annotations
 
-__all__ = ["ConversionsSettings", "Source", "conversions_settings", "send"]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "ConversionsSettings": "audiencesync.conversions.settings",
+    "conversions_settings": "audiencesync.conversions.settings",
+    "Source": "audiencesync.conversions.read",
+    "send": "audiencesync.conversions.run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'audiencesync.conversions' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from audiencesync.config import Config, ConfigError
+if TYPE_CHECKING:
+    from audiencesync.config import Config
 
 MAX_BATCH = 1_000
 """Meta accepts at most 1,000 events in one Conversions API request (spec §5.2)."""
@@ -138,6 +139,8 @@ class ConversionsSettings(BaseModel):
 
 def conversions_settings(config: Config, overrides: dict[str, Any] | None = None) -> ConversionsSettings:
     """Validate `config.conversions`; every problem is named like `conversions.ldu: ...`."""
+    from audiencesync.config import ConfigError  # config.py may import this module for its schema
+
     raw = dict(config.conversions or {})
     if not raw and not overrides:
         raise ConfigError(["conversions: the section is missing (it needs at least dataset_id)"])
