@@ -133,3 +133,14 @@ def test_helpers():
 def test_repr_hides_token():
     cfg = parse_config({"meta": {"access_token": "very-secret", "ad_account_id": "1"}}, env={})
     assert "very-secret" not in repr(cfg.meta) and "very-secret" not in repr(cfg) and "very-secret" not in str(cfg)
+
+
+def test_bad_conversions_section_stops_every_command(tmp_path):
+    text = EXAMPLE + 'conversions:\n  dataset_id: "987654321"\n  ldu: sometimes\n'
+    with pytest.raises(ConfigError, match=r"conversions\.ldu"):
+        load_config(write(tmp_path, text), env={"META_ACCESS_TOKEN": "t"})
+    good = (
+        EXAMPLE
+        + 'conversions:\n  dataset_id: "987654321"\n  email_identity: email\n  ldu: never\n  default_country: US\n'
+    )
+    assert load_config(write(tmp_path, good), env={"META_ACCESS_TOKEN": "t"}).conversions["dataset_id"] == "987654321"

@@ -234,7 +234,17 @@ def parse_config(raw: dict[str, Any], env: dict[str, str] | None = None, base_di
         raise ConfigError([_describe(err, expanded) for err in e.errors()]) from None
     if base_dir is not None and not Path(cfg.state).is_absolute():
         cfg = cfg.model_copy(update={"state": str(base_dir / cfg.state)})
+    _check_sections(cfg)
     return cfg
+
+
+def _check_sections(cfg: Config) -> None:
+    """The conversions and serve sections are typed by their own packages; check them up front too,
+    so every command stops on a bad setting before it makes a call."""
+    if cfg.conversions is not None:
+        from audiencesync.conversions.settings import conversions_settings
+
+        conversions_settings(cfg)
 
 
 def _describe(err: Any, doc: dict[str, Any]) -> str:

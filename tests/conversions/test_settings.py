@@ -37,9 +37,10 @@ def test_the_issue_example_works_as_written(tmp_path: Path) -> None:
 
 
 def problems(section: object) -> list[str]:
-    cfg = parse_config({"meta": {"access_token": "t", "ad_account_id": "1"}, "conversions": section})
-    with pytest.raises(ConfigError) as e:
-        conversions_settings(cfg)
+    with pytest.raises(ConfigError) as e:  # parse_config checks the section too, before any command runs
+        conversions_settings(
+            parse_config({"meta": {"access_token": "t", "ad_account_id": "1"}, "conversions": section})
+        )
     return e.value.problems
 
 
