@@ -140,9 +140,9 @@ def bench_first_and_resync(members: int, which: str) -> None:
                     f"| sent {fb['adds']:,} rows in {fb['batches']} batches, emulator holds {on_fb.get('count')}"
                 )
             if which in ("resync", "all"):
-                before = len(httpx.get(f"{url}/_emulator/requests").json().get("requests", []))
+                before = len(_requests(url))
                 again_s, again = run_sync(cfg)
-                after = len(httpx.get(f"{url}/_emulator/requests").json().get("requests", []))
+                after = len(_requests(url))
                 f2 = again["audiences"][0]["facebook"][0]
                 print(
                     f"re-sync with nothing changed, {members:,} members: ours {again_s:.1f} s | target ≤ "
@@ -152,6 +152,11 @@ def bench_first_and_resync(members: int, which: str) -> None:
         finally:
             proc.terminate()
             proc.wait()
+
+
+def _requests(url: str) -> list[dict]:
+    body = httpx.get(f"{url}/_emulator/requests").json()
+    return body.get("requests", []) if isinstance(body, dict) else body
 
 
 def bench_plan(members: int) -> None:

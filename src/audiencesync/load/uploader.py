@@ -8,8 +8,10 @@ to `max_in_flight` requests travel in parallel.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from audiencesync.plan.targets import VALUE_KEY
 from audiencesync.state.store import StateStore
 
 Progress = Callable[[int], None]
+COMMIT_EVERY = 8
+COMMIT_AFTER_S = 0.5
 
 
 @dataclass
@@ -60,7 +64,7 @@ class Uploader:
 
     def apply(self, plan: Plan, tp: TargetPlan, fb_id: str) -> Sent:
         """Removes first (a multi-key removal may match a row about to be added), then adds."""
-        n, add, rem = tp.tables
+        _, add, rem = tp.tables
         self._settle_unsent(plan, tp, fb_id)
         sent = Sent()
         self._send_all(
@@ -68,10 +72,10 @@ class Uploader:
             fb_id,
             rem,
             sent,
-            commit=lambda b: self.con.execute(
+            commit=lambda batches: self.con.execute(
                 f"DELETE FROM st.fb_rows WHERE fb_id = ? AND pk IN (SELECT pk FROM touched) "
-                f"AND row_fp IN (SELECT row_fp FROM {rem} WHERE batch = ?)",
-                [fb_id, b],
+                f"AND row_fp IN (SELECT row_fp FROM {rem} WHERE list_contains(?, batch))",
+                [fb_id, batches],
             ),
         )
         self._send_all(
@@ -79,10 +83,10 @@ class Uploader:
             fb_id,
             add,
             sent,
-            commit=lambda b: self.con.execute(
-                f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {n} "
-                f"WHERE row_fp IN (SELECT row_fp FROM {add} WHERE batch = ?)",
-                [fb_id, b],
+            commit=lambda batches: self.con.execute(
+                f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {add}_entries "
+                f"WHERE list_contains(?, batch)",
+                [fb_id, batches],
             ),
         )
         return sent
@@ -114,36 +118,56 @@ class Uploader:
             )
         c.execute("COMMIT")
 
-    def _send_all(self, method: str, fb_id: str, table: str, sent: Sent, commit: Callable[[int], object]) -> None:
+    def _send_all(self, method: str, fb_id: str, table: str, sent: Sent, commit: Callable[[list[int]], object]) -> None:
+        """Keep `max_in_flight` requests going; commit acknowledged batches a few at a time (each
+        commit is a write to the state file), always before returning or raising."""
         batches = [r[0] for r in self.con.execute(f"SELECT DISTINCT batch FROM {table} ORDER BY batch").fetchall()]
         if not batches:
             return
         pending: dict[Future[dict[str, Any]], tuple[int, int]] = {}
+        acked: list[tuple[int, int, dict[str, Any]]] = []
         failure: GraphError | None = None
-        with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
-            todo = iter(batches)
-            while True:
-                while failure is None and len(pending) < self.max_in_flight:
-                    b = next(todo, None)
-                    if b is None:
-                        break
-                    schema, data = self._batch(table, b)
-                    fut = pool.submit(self._send_one, method, fb_id, schema, data)
-                    pending[fut] = (b, len(data))
-                if not pending:
-                    break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    b, rows = pending.pop(fut)
-                    try:
-                        response = fut.result()
-                    except GraphError as e:
-                        failure = failure or e
-                        continue
-                    commit(b)
+        last_commit = time.monotonic()
+
+        def flush() -> None:
+            nonlocal last_commit
+            if acked:
+                commit([b for b, _, _ in acked])
+                done_now = list(acked)
+                acked.clear()
+                for _, rows, response in done_now:
                     sent.add(rows, response)
                     self.progress(rows)
                     self.after_batch()
+            last_commit = time.monotonic()
+
+        with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
+            todo = iter(batches)
+            try:
+                while True:
+                    while failure is None and len(pending) < self.max_in_flight:
+                        b = next(todo, None)
+                        if b is None:
+                            break
+                        schema, data = self._batch(table, b)
+                        pending[pool.submit(self._send_one, method, fb_id, schema, data)] = (b, len(data))
+                    if not pending:
+                        break
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        b, rows = pending.pop(fut)
+                        try:
+                            acked.append((b, rows, fut.result()))
+                        except GraphError as e:
+                            failure = failure or e
+                    if len(acked) >= COMMIT_EVERY or time.monotonic() - last_commit > COMMIT_AFTER_S:
+                        flush()
+            finally:
+                for fut in list(pending):
+                    b, rows = pending.pop(fut)
+                    with contextlib.suppress(GraphError):
+                        acked.append((b, rows, fut.result()))
+                flush()
         if failure:
             raise failure
 
@@ -193,7 +217,7 @@ class Uploader:
         c = self.con
         c.execute("BEGIN")
         c.execute("DELETE FROM st.fb_rows WHERE fb_id = ?", [fb_id])
-        c.execute(f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {n}", [fb_id])
+        c.execute(f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {n}", [fb_id])  # all desired
         c.execute("COMMIT")
         self.store.set_replace_pending(plan.audience.key, tp.target.kind, False)
         return sent

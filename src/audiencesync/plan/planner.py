@@ -286,21 +286,27 @@ class Planner:
         tp.rows_without_key = c.execute(
             "SELECT coalesce(sum(n), 0) FROM set_aside WHERE kind = ?", [tp.target.kind]
         ).fetchone()[0]
+        on_fb = "SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb"
+        kept = "SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb AND pk NOT IN (SELECT pk FROM touched)"
         if plan.full:
-            c.execute(f"CREATE OR REPLACE TEMP TABLE {add} AS {_batched(f'SELECT row_fp, schema, payload FROM {n}')}")
-            c.execute(f"CREATE OR REPLACE TEMP TABLE {rem} AS SELECT * FROM {add} LIMIT 0")
+            adds, removes = f"SELECT * FROM {n}", f"SELECT * FROM {n} LIMIT 0"
         else:
-            on_fb = "SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb"
-            kept = "SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb AND pk NOT IN (SELECT pk FROM touched)"
-            adds = f"SELECT row_fp, schema, payload FROM {n} WHERE row_fp NOT IN ({on_fb})"
-            if mode == "delete":
-                adds += " AND false"
-            c.execute(f"CREATE OR REPLACE TEMP TABLE {add} AS {_batched(adds)}", {"fb": fb_id})
+            adds = f"SELECT * FROM {n} WHERE row_fp NOT IN ({on_fb})" + (" AND false" if mode == "delete" else "")
             removes = (
-                f"SELECT row_fp, schema, payload FROM st.fb_rows WHERE fb_id = $fb AND pk IN (SELECT pk FROM touched) "
+                "SELECT pk, row_fp, schema, payload FROM st.fb_rows "
+                "WHERE fb_id = $fb AND pk IN (SELECT pk FROM touched) "
                 f"AND row_fp NOT IN (SELECT row_fp FROM {n}) AND row_fp NOT IN ({kept})"
             )
-            c.execute(f"CREATE OR REPLACE TEMP TABLE {rem} AS {_batched(removes)}", {"fb": fb_id})
+        for table, select in ((add, adds), (rem, removes)):
+            c.execute(
+                f"CREATE OR REPLACE TEMP TABLE {table}_entries AS {select}", {"fb": fb_id} if "$fb" in select else []
+            )
+            c.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {_batched(f'{table}_entries')}")
+        c.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {add}_entries AS
+                SELECT e.pk, e.row_fp, e.schema, e.payload, a.batch FROM {add}_entries e JOIN {add} a USING (row_fp)
+                ORDER BY a.batch"""
+        )
         tp.adds = c.execute(f"SELECT count(*) FROM {add}").fetchone()[0]
         tp.removes = c.execute(f"SELECT count(*) FROM {rem}").fetchone()[0]
         tp.members = c.execute(
@@ -312,15 +318,20 @@ class Planner:
         ).fetchone()[0]
 
 
-def _batched(select: str) -> str:
-    """Group rows by schema, then number them into batches of at most BATCH_ROWS."""
-    return (
-        f"SELECT row_fp, schema, payload, "
-        f"(dense_rank() OVER (ORDER BY schema) - 1) * 100000000 + "
-        f"(row_number() OVER (PARTITION BY schema ORDER BY row_fp) - 1) // {BATCH_ROWS} AS batch "
-        f"FROM (SELECT row_fp, any_value(schema) AS schema, any_value(payload) AS payload "
-        f"FROM ({select}) GROUP BY row_fp) ORDER BY batch"
-    )
+def _batched(entries: str) -> str:
+    """One row per distinct row_fp (entries of several members may share it), numbered into batches
+    of at most BATCH_ROWS rows of one schema. Dedupes by rowid rather than aggregating the payload
+    lists, and ranks the few schemas apart, because sorting a million payloads costs seconds."""
+    return f"""
+        WITH rows AS (
+            SELECT row_fp, schema, payload FROM {entries}
+            WHERE rowid IN (SELECT min(rowid) FROM {entries} GROUP BY row_fp)
+        ),
+        ranks AS (SELECT schema, row_number() OVER (ORDER BY schema) - 1 AS r FROM (SELECT DISTINCT schema FROM rows))
+        SELECT rows.row_fp, rows.schema, rows.payload,
+               ranks.r * 100000000 + (row_number() OVER (PARTITION BY rows.schema) - 1) // {BATCH_ROWS} AS batch
+        FROM rows JOIN ranks USING (schema)
+        ORDER BY batch"""
 
 
 _KEY_NAMES = frozenset(spec.name for spec in matchkeys.KEYS)

@@ -73,6 +73,9 @@ class StateStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(config={"memory_limit": memory_limit, **({"threads": threads} if threads else {})})
         self.con.execute(f"ATTACH '{_sql_str(str(self.path))}' AS st")
+        # Each acknowledged batch is a small commit; checkpointing the file after every few of them
+        # would rewrite it again and again. The WAL keeps every commit durable in the meantime.
+        self.con.execute("SET checkpoint_threshold = '512MB'")
         self.con.execute(_DDL)
         self._migrate()
 
