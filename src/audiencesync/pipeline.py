@@ -113,6 +113,9 @@ def sync_audience(
         _fill(rep, plan)
         if dry_run:
             rep.status = "dry-run"
+            for tp, fr in zip(plan.targets, rep.facebook, strict=True):
+                if tp.existing:
+                    fr.members = store.member_count(tp.existing.fb_id) + tp.adds - tp.removes
         else:
             rep.status = _load(config, a, plan, rep, store, client, progress, after_batch)
     except (PlanError, SourceError) as e:

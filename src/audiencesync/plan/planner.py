@@ -156,16 +156,19 @@ class Planner:
     # -- what changed since the last successful run -------------------------------------------
 
     def _stage_current(self, plan: Plan) -> None:
+        """One fingerprint per member: the sum of its rows' fingerprints, so a member with several
+        source rows is still one comparison, whatever order the rows come in."""
         pk = quote_ident(self.audience.primary_key) if self.audience.primary_key else "hash(*COLUMNS(*))"
         self.source.execute(
-            f"CREATE OR REPLACE TEMP TABLE cur AS "
-            f"SELECT CAST({pk} AS VARCHAR) AS pk, hash(*COLUMNS(*)) AS raw_fp FROM {self.source.subquery()}"
+            f"""CREATE OR REPLACE TEMP TABLE cur AS
+                SELECT pk, (sum(fp::HUGEINT) % 18446744073709551616)::UBIGINT AS raw_fp, count(*) AS n
+                FROM (SELECT CAST({pk} AS VARCHAR) AS pk, hash(*COLUMNS(*)) AS fp FROM {self.source.subquery()})
+                GROUP BY pk"""
         )
-        plan.rows_read, plan.rows_without_pk = self.con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE pk IS NULL) FROM cur"
+        plan.rows_read, plan.rows_without_pk, plan.members = self.con.execute(
+            "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE pk IS NULL), 0), count(pk) FROM cur"
         ).fetchone()
         self.con.execute("DELETE FROM cur WHERE pk IS NULL")
-        plan.members = self.con.execute("SELECT count(DISTINCT pk) FROM cur").fetchone()[0]
 
     def _stage_changes(self, plan: Plan) -> None:
         key = self.audience.key
@@ -183,16 +186,13 @@ class Planner:
                 {"key": key},
             )
         self.con.execute(
-            """CREATE OR REPLACE TEMP TABLE changed AS
-               SELECT DISTINCT pk FROM (
-                   SELECT pk, raw_fp FROM cur EXCEPT SELECT pk, raw_fp FROM prev
-                   UNION ALL
-                   (SELECT pk, raw_fp FROM prev WHERE pk IN (SELECT pk FROM cur) EXCEPT SELECT pk, raw_fp FROM cur)
-               )"""
+            """CREATE OR REPLACE TEMP TABLE delta AS
+               SELECT coalesce(c.pk, p.pk) AS pk, c.pk IS NULL AS gone
+               FROM cur c FULL OUTER JOIN prev p ON c.pk = p.pk
+               WHERE c.raw_fp IS DISTINCT FROM p.raw_fp"""
         )
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE deleted AS SELECT DISTINCT pk FROM prev WHERE pk NOT IN (SELECT pk FROM cur)"
-        )
+        self.con.execute("CREATE OR REPLACE TEMP TABLE changed AS SELECT pk FROM delta WHERE NOT gone")
+        self.con.execute("CREATE OR REPLACE TEMP TABLE deleted AS SELECT pk FROM delta WHERE gone")
         touched = {
             "mirror": "changed UNION SELECT pk FROM deleted",
             "upsert": "changed",
@@ -287,51 +287,56 @@ class Planner:
             "SELECT coalesce(sum(n), 0) FROM set_aside WHERE kind = ?", [tp.target.kind]
         ).fetchone()[0]
         on_fb = "SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb"
-        kept = "SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb AND pk NOT IN (SELECT pk FROM touched)"
         if plan.full:
             adds, removes = f"SELECT * FROM {n}", f"SELECT * FROM {n} LIMIT 0"
         else:
             adds = f"SELECT * FROM {n} WHERE row_fp NOT IN ({on_fb})" + (" AND false" if mode == "delete" else "")
+            # Rows of touched members that no one wants any more, checked against the untouched
+            # members only for those few candidate rows (not by hashing every row on Facebook).
+            c.execute(
+                f"""CREATE OR REPLACE TEMP TABLE {rem}_cand AS
+                    SELECT pk, row_fp, schema, payload FROM st.fb_rows
+                    WHERE fb_id = $fb AND pk IN (SELECT pk FROM touched) AND row_fp NOT IN (SELECT row_fp FROM {n})""",
+                {"fb": fb_id},
+            )
             removes = (
-                "SELECT pk, row_fp, schema, payload FROM st.fb_rows "
-                "WHERE fb_id = $fb AND pk IN (SELECT pk FROM touched) "
-                f"AND row_fp NOT IN (SELECT row_fp FROM {n}) AND row_fp NOT IN ({kept})"
+                f"SELECT * FROM {rem}_cand WHERE row_fp NOT IN ("
+                f"SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb AND row_fp IN (SELECT row_fp FROM {rem}_cand) "
+                "AND pk NOT IN (SELECT pk FROM touched))"
             )
         for table, select in ((add, adds), (rem, removes)):
             c.execute(
                 f"CREATE OR REPLACE TEMP TABLE {table}_entries AS {select}", {"fb": fb_id} if "$fb" in select else []
             )
-            c.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {_batched(f'{table}_entries')}")
+            c.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {_batched(c, f'{table}_entries')}")
         c.execute(
             f"""CREATE OR REPLACE TEMP TABLE {add}_entries AS
-                SELECT e.pk, e.row_fp, e.schema, e.payload, a.batch FROM {add}_entries e JOIN {add} a USING (row_fp)
-                ORDER BY a.batch"""
+                SELECT e.pk, e.row_fp, e.schema, e.payload, a.batch FROM {add}_entries e JOIN {add} a USING (row_fp)"""
         )
         tp.adds = c.execute(f"SELECT count(*) FROM {add}").fetchone()[0]
         tp.removes = c.execute(f"SELECT count(*) FROM {rem}").fetchone()[0]
-        tp.members = c.execute(
-            f"""SELECT count(DISTINCT row_fp) FROM (
-                    SELECT row_fp FROM {n}
-                    UNION ALL
-                    SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb AND pk NOT IN (SELECT pk FROM touched))""",
-            {"fb": fb_id},
-        ).fetchone()[0]
+        if tp.existing is None:
+            tp.members = c.execute(f"SELECT count(DISTINCT row_fp) FROM {n}").fetchone()[0]
 
 
-def _batched(entries: str) -> str:
-    """One row per distinct row_fp (entries of several members may share it), numbered into batches
-    of at most BATCH_ROWS rows of one schema. Dedupes by rowid rather than aggregating the payload
-    lists, and ranks the few schemas apart, because sorting a million payloads costs seconds."""
+def _batched(c: duckdb.DuckDBPyConnection, entries: str) -> str:
+    """One row per distinct row_fp (entries of several members may share it), in batches of at most
+    BATCH_ROWS rows of one schema.
+
+    Numbered from the entries' rowid, not by a window function or a sort: those hold a whole
+    partition of payloads in memory, and a first sync of ten million members must fit in a bounded
+    budget. Dedupe by rowid rather than by aggregating the payload lists, for the same reason.
+    """
+    schemas = [r[0] for r in c.execute(f"SELECT DISTINCT schema FROM {entries} ORDER BY schema").fetchall()]
+    rank = " ".join(f"WHEN {_sql_literal(s)} THEN {i}" for i, s in enumerate(schemas)) or "WHEN NULL THEN 0"
     return f"""
-        WITH rows AS (
-            SELECT row_fp, schema, payload FROM {entries}
-            WHERE rowid IN (SELECT min(rowid) FROM {entries} GROUP BY row_fp)
-        ),
-        ranks AS (SELECT schema, row_number() OVER (ORDER BY schema) - 1 AS r FROM (SELECT DISTINCT schema FROM rows))
-        SELECT rows.row_fp, rows.schema, rows.payload,
-               ranks.r * 100000000 + (row_number() OVER (PARTITION BY rows.schema) - 1) // {BATCH_ROWS} AS batch
-        FROM rows JOIN ranks USING (schema)
-        ORDER BY batch"""
+        SELECT row_fp, schema, payload, (CASE schema {rank} END) * 100000000 + rowid // {BATCH_ROWS} AS batch
+        FROM {entries}
+        WHERE rowid IN (SELECT min(rowid) FROM {entries} GROUP BY row_fp)"""
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 _KEY_NAMES = frozenset(spec.name for spec in matchkeys.KEYS)
