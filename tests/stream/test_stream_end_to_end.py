@@ -78,6 +78,7 @@ def test_a_failed_sync_keeps_the_changes_and_retries(server_for, fb, emu):
     fb.wait_for(lambda: failed in httpx.get(f"{srv.url}/metrics").text)
     assert fb.column(MULTI, "EXTERN_ID") == {"first"}
     fb.wait_for(lambda: fb.column(MULTI, "EXTERN_ID") == {"first", "second"}, timeout=10)
+    fb.wait_for(lambda: httpx.get(f"{srv.url}/health").json()["queue_depth"] == 0)  # marked done after the ack
     health = httpx.get(f"{srv.url}/health").json()
     assert health["queue_depth"] == 0 and "Permissions" in (health["flusher"]["last_error"] or "")
 
