@@ -144,3 +144,9 @@ def test_bad_conversions_section_stops_every_command(tmp_path):
         + 'conversions:\n  dataset_id: "987654321"\n  email_identity: email\n  ldu: never\n  default_country: US\n'
     )
     assert load_config(write(tmp_path, good), env={"META_ACCESS_TOKEN": "t"}).conversions["dataset_id"] == "987654321"
+
+
+def test_bad_serve_section_stops_every_command(tmp_path):
+    text = EXAMPLE + "serve:\n  write_key: abc\n  flush_after: soon\n"
+    with pytest.raises(ConfigError, match=r"serve\.flush_after"):
+        load_config(write(tmp_path, text), env={"META_ACCESS_TOKEN": "t"})

@@ -245,6 +245,10 @@ def _check_sections(cfg: Config) -> None:
         from audiencesync.conversions.settings import conversions_settings
 
         conversions_settings(cfg)
+    if cfg.serve is not None:
+        from audiencesync.stream.settings import serve_settings
+
+        serve_settings(cfg)
 
 
 def _describe(err: Any, doc: dict[str, Any]) -> str:

@@ -21,6 +21,8 @@ from typing import Any
 import duckdb
 import orjson
 
+from audiencesync.extract.mparticle import RESERVED_ATTRIBUTES
+
 CHUNK_ROWS = 50_000
 """Rows per chunk: large enough for the vectorized match keys, small enough to bound memory."""
 
@@ -28,17 +30,7 @@ TABULAR = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", "
 JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
 DATABASE_SUFFIXES = {".duckdb", ".db", ".ddb"}
 
-MPARTICLE_ATTRIBUTES = {
-    "$firstname": "first_name",
-    "$lastname": "last_name",
-    "$gender": "gender",
-    "$city": "city",
-    "$state": "state",
-    "$zip": "zip",
-    "$country": "country",
-    "$mobile": "phone",
-}
-"""mParticle's reserved user attributes that are match keys, to the column names of the CSV layout."""
+MPARTICLE_ATTRIBUTES = RESERVED_ATTRIBUTES
 
 MPARTICLE_DEVICE_IDS = {"ios_advertising_id": "idfa", "android_advertising_id": "gaid"}
 

@@ -23,22 +23,13 @@ from typing import Any
 import orjson
 
 from audiencesync.config import AudienceSettings, snake_case
+from audiencesync.extract.mparticle import RESERVED_ATTRIBUTES
 from audiencesync.stream.members import CallError, Change, Person, changes_for, keys_of_trait
 from audiencesync.stream.settings import ServeSettings
 
 MAX_PROBLEMS = 20
 
-MPARTICLE_ATTRIBUTES = {
-    "$firstname": "first_name",
-    "$lastname": "last_name",
-    "$gender": "gender",
-    "$city": "city",
-    "$state": "state",
-    "$zip": "zip",
-    "$country": "country",
-    "$mobile": "phone",
-}
-"""mParticle's reserved user attributes that are match keys, to trait names of the alias table."""
+MPARTICLE_ATTRIBUTES = RESERVED_ATTRIBUTES
 
 MPARTICLE_IDENTITIES = {
     "email": "email",
