@@ -30,7 +30,6 @@ TABULAR = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", "
 JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
 DATABASE_SUFFIXES = {".duckdb", ".db", ".ddb"}
 
-MPARTICLE_ATTRIBUTES = RESERVED_ATTRIBUTES
 
 MPARTICLE_DEVICE_IDS = {"ios_advertising_id": "idfa", "android_advertising_id": "gaid"}
 
@@ -252,7 +251,7 @@ def flatten_mparticle_batch(batch: dict[str, Any]) -> list[dict[str, Any]]:
     attributes = batch.get("user_attributes") or {}
     if isinstance(attributes, dict):
         lowered = {str(k).lower(): v for k, v in attributes.items()}
-        for attr, column in MPARTICLE_ATTRIBUTES.items():
+        for attr, column in RESERVED_ATTRIBUTES.items():
             if lowered.get(attr) is not None and person.get(column) is None:
                 person[column] = lowered[attr]
     device = batch.get("device_info") or {}

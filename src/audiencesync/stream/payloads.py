@@ -29,7 +29,6 @@ from audiencesync.stream.settings import ServeSettings
 
 MAX_PROBLEMS = 20
 
-MPARTICLE_ATTRIBUTES = RESERVED_ATTRIBUTES
 
 MPARTICLE_IDENTITIES = {
     "email": "email",
@@ -229,7 +228,7 @@ class Parser:
         )
         traits = {MPARTICLE_IDENTITIES[k]: v for k, v in identities.items() if k in MPARTICLE_IDENTITIES}
         self._add_traits(person, traits, "user_identities")
-        self._add_traits(person, {MPARTICLE_ATTRIBUTES.get(k, k): v for k, v in attributes.items()}, "user_attributes")
+        self._add_traits(person, {RESERVED_ATTRIBUTES.get(k, k): v for k, v in attributes.items()}, "user_attributes")
         device = self._object(batch.get("device_info"), "device_info")
         if device.get("limit_ad_tracking") is not True:
             found = next((device[k] for k in MPARTICLE_DEVICE_IDS if device.get(k)), None)
