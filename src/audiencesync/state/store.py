@@ -22,6 +22,8 @@ from typing import Any
 import duckdb
 
 SCHEMA_VERSION = "1"
+KEEP_RUNS = 500
+"""Run reports kept per audience; the stream flusher runs every few seconds, so older ones go."""
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS st.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -68,7 +70,7 @@ class FacebookAudience:
 class StateStore:
     """Owns the connection; the planner and uploader borrow `con` for their SQL."""
 
-    def __init__(self, path: str | os.PathLike[str], *, memory_limit: str = "1GB", threads: int | None = None):
+    def __init__(self, path: str | os.PathLike[str], *, memory_limit: str = "768MB", threads: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(config={"memory_limit": memory_limit, **({"threads": threads} if threads else {})})
@@ -209,6 +211,13 @@ class StateStore:
         self.con.execute(
             "INSERT INTO st.runs VALUES (?, ?, ?, ?, ?, ?)",
             [run_id, audience_key, started, _now(), status, json.dumps(report, default=str)],
+        )
+        self.con.execute(
+            """DELETE FROM st.runs WHERE audience_key = $key AND finished_at < (
+                   SELECT min(finished_at) FROM (
+                       SELECT finished_at FROM st.runs WHERE audience_key = $key
+                       ORDER BY finished_at DESC LIMIT $keep))""",
+            {"key": audience_key, "keep": KEEP_RUNS},
         )
 
     def last_runs(self) -> list[dict[str, Any]]:
