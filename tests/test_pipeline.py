@@ -237,3 +237,45 @@ def test_limited_data_use_rows_carry_the_processing_options(ws):
     assert sorted(m["EMAIL"] for m in members) == sorted(sha(f"user{i}@example.com") for i in range(3))
     uploads = [r for r in ws.requests() if r["path"].endswith("/users")]
     assert uploads and all(r["status"] == 200 for r in uploads)
+
+
+def test_facebook_ids_go_to_their_own_audience_with_the_app_id(ws):
+    ws.write_rows([person(i, facebook_id=str(10_000_000 + i)) for i in range(3)] + [person(9, facebook_id="n/a")])
+    cfg = ws.config([{"name": "VIP customers", "forward": ["facebook_id"]}], app_id="123456789")
+    a = sync(cfg).audiences[0]
+    assert a.status == "ok", a.error
+    assert a.facebook[0].name == "VIP customers (fb id)" and a.facebook[0].rows_without_key == 1
+    assert sorted(m["UID"] for m in ws.members(fb_ids(cfg)["facebook_id"])) == ["10000000", "10000001", "10000002"]
+
+
+def test_an_existing_audience_is_never_switched_to_value_based(ws):
+    ws.write_rows([person(i) for i in range(3)])
+    cfg = ws.config([{"name": "VIP customers", "key": "vip", "multi_key": True}])
+    assert sync(cfg).ok
+    cfg2 = ws.config([{"name": "VIP customers", "key": "vip", "multi_key": True, "value": {"column": "ltv"}}])
+    before = len(ws.requests())
+    a = sync(cfg2).audiences[0]
+    assert a.status == "failed" and "cannot switch" in a.error and "new `key`" in a.error
+    assert len(ws.requests()) == before
+
+
+def test_flagged_audience_and_audience_cap_stop_only_their_audience(ws):
+    import httpx
+
+    ws.write_rows([person(i) for i in range(3)])
+    cfg = ws.config([{"name": "Flagged", "forward": ["email"]}, {"name": "Fine", "forward": ["email"]}])
+    assert sync(cfg).ok
+    httpx.post(f"{ws.emu.url}/_emulator/audiences/{fb_ids(cfg, 'flagged')['email']}", json={"operation_status": 471})
+    ws.write_rows([person(i) for i in range(4)])
+    flagged, fine = sync(cfg).audiences
+    assert flagged.status == "failed" and "flagged" in flagged.error
+    assert fine.status == "ok" and fine.facebook[0].adds == 1
+
+    httpx.post(f"{ws.emu.url}/_emulator/config", json={"max_audiences": 2}).raise_for_status()
+    try:
+        cfg3 = ws.config([{"name": "Fine", "forward": ["email"]}, {"name": "Third", "forward": ["email"]}])
+        fine, third = sync(cfg3).audiences
+    finally:
+        httpx.post(f"{ws.emu.url}/_emulator/config", json={"max_audiences": 500}).raise_for_status()
+    assert fine.status == "ok"
+    assert third.status == "failed" and "500 custom audiences" in third.error
