@@ -30,7 +30,7 @@ class Workspace:
             for r in rows:
                 w.writerow(r)
 
-    def config(self, audiences: list[dict[str, Any]], **meta: Any) -> Config:
+    def config(self, audiences: list[dict[str, Any]], sources: dict[str, Any] | None = None, **meta: Any) -> Config:
         doc = {
             "meta": {
                 "graph_url": self.emu.url,
@@ -40,7 +40,7 @@ class Workspace:
                 **meta,
             },
             "state": "state.duckdb",
-            "sources": {"crm": {"type": "duckdb"}},
+            "sources": {"crm": {"type": "duckdb"}, **(sources or {})},
             "audiences": [
                 {
                     "source": "crm",

@@ -150,3 +150,15 @@ def test_bad_serve_section_stops_every_command(tmp_path):
     text = EXAMPLE + "serve:\n  write_key: abc\n  flush_after: soon\n"
     with pytest.raises(ConfigError, match=r"serve\.flush_after"):
         load_config(write(tmp_path, text), env={"META_ACCESS_TOKEN": "t"})
+
+
+def test_driver_sources_need_their_settings():
+    base = {"meta": {"access_token": "t", "ad_account_id": "1"}}
+    with pytest.raises(ConfigError, match="driver"):
+        parse_config({**base, "sources": {"pg": {"type": "dbapi"}}}, env={})
+    with pytest.raises(ConfigError, match="path"):
+        parse_config({**base, "sources": {"lite": {"type": "sqlite"}}}, env={})
+    cfg = parse_config(
+        {**base, "sources": {"pg": {"type": "dbapi", "driver": "psycopg", "connect": "dbname=crm"}}}, env={}
+    )
+    assert cfg.sources["pg"].driver == "psycopg" and "dbname" not in repr(cfg)

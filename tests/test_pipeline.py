@@ -279,3 +279,20 @@ def test_flagged_audience_and_audience_cap_stop_only_their_audience(ws):
         httpx.post(f"{ws.emu.url}/_emulator/config", json={"max_audiences": 500}).raise_for_status()
     assert fine.status == "ok"
     assert third.status == "failed" and "500 custom audiences" in third.error
+
+
+def test_a_database_read_through_its_python_driver(ws):
+    import sqlite3
+
+    db = ws.root / "crm.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE customers (customer_id INTEGER, email TEXT, phone TEXT)")
+        conn.executemany(
+            "INSERT INTO customers VALUES (?, ?, ?)",
+            [(i, f"User{i}@Example.com ", f"415-555-{i:04d}") for i in range(5)],
+        )
+    sql = {"name": "VIP customers", "source": "sql", "query": "SELECT * FROM customers WHERE customer_id < 4"}
+    cfg = ws.config([{**sql, "forward": ["email"]}], sources={"sql": {"type": "sqlite", "path": str(db)}})
+    a = sync(cfg).audiences[0]
+    assert a.status == "ok", a.error
+    assert emails(ws, fb_ids(cfg)["email"]) == sorted(sha(f"user{i}@example.com") for i in range(4))

@@ -83,8 +83,21 @@ class MetaSettings(_Strict):
 
 
 class SourceSettings(_Strict):
-    type: Literal["duckdb", "stream"] = "duckdb"
+    """Where an audience's query runs: DuckDB (files or a database file), or another database
+    through its Python DB-API driver (`sqlite`, or `dbapi` with `driver: psycopg` and `connect:`)."""
+
+    type: Literal["duckdb", "sqlite", "dbapi", "stream"] = "duckdb"
     path: str | None = None
+    driver: str | None = None
+    connect: dict[str, Any] | str | None = Field(None, repr=False)
+
+    @model_validator(mode="after")
+    def _check(self) -> SourceSettings:
+        if self.type == "sqlite" and not self.path:
+            raise ValueError("path: a sqlite source needs the database file")
+        if self.type == "dbapi" and not self.driver:
+            raise ValueError("driver: a dbapi source needs the driver's module name (e.g. psycopg)")
+        return self
 
 
 class ValueSettings(_Strict):
@@ -153,8 +166,8 @@ class Config(_Strict):
             if a.source not in self.sources and a.source != "stream":
                 raise ValueError(f"{where}.source: no source named {a.source!r} under `sources`")
             src = self.sources.get(a.source, SourceSettings(type="stream"))
-            if src.type == "duckdb" and not a.query:
-                raise ValueError(f"{where}.query: a duckdb source needs a query")
+            if src.type != "stream" and not a.query:
+                raise ValueError(f"{where}.query: a {src.type} source needs a query")
             if "facebook_id" in a.forward and not self.meta.app_id:
                 raise ValueError(f"{where}.forward: facebook_id needs meta.app_id (Facebook IDs are app-scoped)")
         return self

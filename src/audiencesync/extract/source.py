@@ -6,6 +6,7 @@ changed with one join instead of pulling every row into Python.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,9 @@ class QuerySource:
         self.con = con
         self.query = query.strip().rstrip(";")
         self.catalog = "memory"
-        if settings.path:
+        if settings.type in ("sqlite", "dbapi"):
+            self.query = f"SELECT * FROM {_stage_from_driver(con, name, settings, self.query)}"
+        elif settings.path:
             self.catalog = "src_" + re.sub(r"\W", "_", name)
             attached = {r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
             if self.catalog not in attached:
@@ -78,6 +81,47 @@ class QuerySource:
                 ).to_arrow_table()
         finally:
             self.con.execute("DROP TABLE IF EXISTS __batches")
+
+
+def _stage_from_driver(con: duckdb.DuckDBPyConnection, name: str, settings: SourceSettings, query: str) -> str:
+    """Run the query through the database's own DB-API driver, once, into a DuckDB temp table: the
+    planner then reads it like any other source (twice, and joined with the state)."""
+    table = "src_" + re.sub(r"\W", "_", name)
+    try:
+        driver = importlib.import_module("sqlite3" if settings.type == "sqlite" else str(settings.driver))
+    except ImportError:
+        raise SourceError(f"source {name!r}: the driver module {settings.driver!r} is not installed") from None
+    args = settings.connect if settings.connect is not None else (settings.path or "")
+    try:
+        conn = driver.connect(**args) if isinstance(args, dict) else driver.connect(args)
+    except Exception as e:  # drivers raise their own error types
+        raise SourceError(f"source {name!r}: cannot connect ({type(e).__name__})") from None
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute(query)
+        except Exception as e:
+            raise SourceError(f"source {name!r}: the query failed ({type(e).__name__}: {_first_line(e)})") from None
+        columns = [d[0] for d in cur.description]
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.execute(f"CREATE TEMP TABLE {table} ({', '.join(f'{quote_ident(c)} VARCHAR' for c in columns)})")
+        while rows := cur.fetchmany(50_000):
+            chunk = pa.table({c: pa.array([_text(r[i]) for r in rows], pa.string()) for i, c in enumerate(columns)})
+            con.register("__chunk", chunk)
+            con.execute(f"INSERT INTO {table} SELECT * FROM __chunk")
+            con.unregister("__chunk")
+    finally:
+        conn.close()
+    return table
+
+
+def _text(value: object) -> str | None:
+    """Every column as text, as `read_csv(all_varchar = true)` gives it: the match keys parse it."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
 
 
 def quote_ident(name: str) -> str:
