@@ -127,10 +127,9 @@ def serve(
     app = create_app(config)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-    for name in ("audiencesync.emulator", "audiencesync.emulator.access"):
-        lg = logging.getLogger(name)
-        lg.setLevel(logging.INFO)
-        lg.addHandler(handler)
+    lg = logging.getLogger("audiencesync.emulator")  # the access log propagates to it: one handler, one line
+    lg.setLevel(logging.INFO)
+    lg.addHandler(handler)
     base = f"http://{host}:{port}"
     print(f"Graph API emulator listening on {base}", flush=True)
     print(f"  base URL : {base}  (Graph routes: {base}/v25.0/...)", flush=True)
