@@ -329,6 +329,22 @@ def _member_countries(table: pa.Table, column: str | None, default: str | None) 
     return pc.fill_null(own, pa.scalar(default, pa.large_string())) if default else own
 
 
+SPLIT_ROWS = 50_000
+"""Row-wise keys (mostly distinct values: email, phone) longer than this are cut in halves, so the
+longest key no longer sets the wall clock while the other core idles."""
+
+
+def _tasks(keys: list[str], rows: int, workers: int) -> list[tuple[str, int, int]]:
+    tasks: list[tuple[str, int, int]] = []
+    for key in keys:
+        if workers > 1 and rows > SPLIT_ROWS and not key_spec(key).distinct:
+            half = rows // 2
+            tasks += [(key, 0, half), (key, half, rows)]
+        else:
+            tasks.append((key, 0, rows))
+    return sorted(tasks, key=lambda t: key_spec(t[0]).distinct)
+
+
 def match_table(
     table: pa.Table | pa.RecordBatch,
     *,
@@ -354,19 +370,28 @@ def match_table(
         row_index, country, done["EMAIL"] = _explode_emails(table, email_column, country, settings)
         table = table.take(row_index)
 
-    def run(key: str) -> tuple[str, _KeyColumn]:
-        values = table.column(mapping[key]).combine_chunks()
+    def run(task: tuple[str, int, int]) -> tuple[str, _KeyColumn]:
+        key, start, stop = task
+        values = table.column(mapping[key]).slice(start, stop - start).combine_chunks()
         spec = key_spec(key)
         derived = spec.derived_from is not None and mapping[key] == mapping.get(spec.derived_from)
-        return key, _key_column(spec, values, country, settings, derived)
+        return key, _key_column(spec, values, country.slice(start, stop - start), settings, derived)
 
     pending = [key for key in mapping if key not in done]
     workers = threads or min(len(pending), 2 * (os.cpu_count() or 1)) or 1
+    tasks = _tasks(pending, table.num_rows, workers)
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            done.update(pool.map(run, pending))
+            parts = list(pool.map(run, tasks))
     else:
-        done.update(run(key) for key in pending)
+        parts = [run(task) for task in tasks]
+    for key in pending:
+        pieces = [column for name, column in parts if name == key]
+        done[key] = (
+            pieces[0]
+            if len(pieces) == 1
+            else _KeyColumn(pa.concat_arrays([p.sent for p in pieces]), pa.concat_arrays([p.reason for p in pieces]))
+        )
 
     ordered = [spec.name for spec in KEYS if spec.name in done]
     out = pa.table({**{key: done[key].sent for key in ordered}, "_row": row_index})
