@@ -296,3 +296,13 @@ def test_a_database_read_through_its_python_driver(ws):
     a = sync(cfg).audiences[0]
     assert a.status == "ok", a.error
     assert emails(ws, fb_ids(cfg)["email"]) == sorted(sha(f"user{i}@example.com") for i in range(4))
+
+
+def test_external_ids_hashed_when_asked(ws):
+    ws.write_rows([person(i) for i in range(3)])
+    cfg = ws.config(
+        [{"name": "VIP customers", "multi_key": True, "external_id": "customer_id", "hash_external_id": True}]
+    )
+    assert sync(cfg).ok
+    got = sorted(m["EXTERN_ID"] for m in ws.members(fb_ids(cfg)["multi"]))
+    assert got == sorted(sha(f"C{i:05d}") for i in range(3))

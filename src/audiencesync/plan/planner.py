@@ -250,10 +250,7 @@ class Planner:
                 keys = [k for k in t.keys if k in present or k in LDU_CELLS]
                 if not any(k in present for k in keys):
                     continue
-                cells = ", ".join(
-                    f"'{LDU_CELLS[k]}'" if k in LDU_CELLS else f"coalesce(CAST({quote_ident(k)} AS VARCHAR), '')"
-                    for k in keys
-                )
+                cells = ", ".join(self._cell(k) for k in keys)
                 ident = " OR ".join(f"{quote_ident(k)} IS NOT NULL" for k in t.required_any if k in present) or "false"
                 value_ok = f"{VALUE_KEY} IS NOT NULL" if t.value_based and VALUE_KEY in present else "true"
                 schema = t.schema_text
@@ -270,6 +267,15 @@ class Planner:
                 )
         finally:
             self.con.unregister("mt")
+
+    def _cell(self, key: str) -> str:
+        """The SQL for one key's value in a row: '' where empty, as Facebook wants unknown keys."""
+        if key in LDU_CELLS:
+            return f"'{LDU_CELLS[key]}'"
+        value = f"CAST({quote_ident(key)} AS VARCHAR)"
+        if key == "EXTERN_ID" and self.audience.hash_external_id:
+            value = f"sha256({value})"  # Meta allows hashed external ids; then always hashed (spec §2.6)
+        return f"coalesce({value}, '')"
 
     # -- the diff against Facebook's committed rows -------------------------------------------
 
