@@ -306,3 +306,11 @@ def test_external_ids_hashed_when_asked(ws):
     assert sync(cfg).ok
     got = sorted(m["EXTERN_ID"] for m in ws.members(fb_ids(cfg)["multi"]))
     assert got == sorted(sha(f"C{i:05d}") for i in range(3))
+
+
+def test_whole_date_birthdays_read_in_the_audiences_date_order(ws):
+    ws.write_rows([person(1, birthday="04/07/1990")])
+    cfg = ws.config([{"name": "EU", "multi_key": True, "match_on_attributes": True, "date_order": "DMY"}])
+    assert sync(cfg).ok
+    member = ws.members(fb_ids(cfg, "eu")["multi"])[0]
+    assert (member["DOBY"], member["DOBM"], member["DOBD"]) == (sha("1990"), sha("07"), sha("04"))

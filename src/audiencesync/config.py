@@ -119,6 +119,7 @@ class AudienceSettings(_Strict):
     external_id: str | None = None
     hash_external_id: bool = False
     default_country: str | None = None
+    date_order: Literal["MDY", "DMY"] = "MDY"  # how 04/07/1990 reads in whole-date birthdays
     mode: Literal["mirror", "upsert", "delete"] = "mirror"
     min_size: int = Field(100, ge=0)
     columns: dict[str, str] = {}

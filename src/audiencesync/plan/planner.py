@@ -229,6 +229,7 @@ class Planner:
                 columns=overrides,
                 default_country=a.default_country,
                 allow_zero_value=bool(a.value and a.value.allow_zero),
+                date_order=a.date_order,
             )
             plan.normalized += result.rows
             plan.empty.update(result.empty)
