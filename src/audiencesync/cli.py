@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -90,7 +89,7 @@ def sync(
     """Sync the configured audiences: send only what changed since the last run."""
     from audiencesync.pipeline import sync as run_sync
     from audiencesync.plan.planner import PlanError
-    from audiencesync.report import render
+    from audiencesync.report import emit, render
 
     _setup_logging(verbose)
     cfg = _config(config)
@@ -100,11 +99,7 @@ def sync(
     except PlanError as e:
         err.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from None
-    if as_json:
-        print(json.dumps(report.to_dict(), indent=2, default=str))
-    else:
-        render(report, console)
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(emit(report, as_json=as_json, render=render, console=console))
 
 
 @app.command()

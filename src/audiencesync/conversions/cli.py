@@ -7,7 +7,6 @@ benchmark use.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -74,6 +73,7 @@ def send(
     from audiencesync.conversions.report import render
     from audiencesync.conversions.run import send as run_send
     from audiencesync.conversions.settings import conversions_settings
+    from audiencesync.report import emit
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -94,11 +94,7 @@ def send(
     except ReadError as e:
         err.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from None
-    if as_json:
-        print(json.dumps(report.to_dict(), indent=2, default=str))
-    else:
-        render(report, console)
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(emit(report, as_json=as_json, render=render, console=console))
 
 
 if __name__ == "__main__":

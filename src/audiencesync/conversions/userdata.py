@@ -222,7 +222,7 @@ def _add_birth_date(
 
 @lru_cache(maxsize=65_536)
 def _hash_date(yyyymmdd: str) -> str:
-    from audiencesync.matchkeys.scalar import sha256_hex
+    from audiencesync.matchkeys import sha256_hex
 
     return sha256_hex(yyyymmdd)
 

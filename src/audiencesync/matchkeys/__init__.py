@@ -8,7 +8,7 @@ from audiencesync.matchkeys.columns import resolve_columns
 from audiencesync.matchkeys.errors import REASONS
 from audiencesync.matchkeys.keys import KEYS, KeySpec, key_spec
 from audiencesync.matchkeys.report import CoverageReport, KeyCoverage, coverage_report, describe_match
-from audiencesync.matchkeys.scalar import explain, match_value, normalize
+from audiencesync.matchkeys.scalar import explain, match_value, normalize, sha256_hex
 from audiencesync.matchkeys.vectorized import MatchResult, match_table
 
 __all__ = [
@@ -26,4 +26,5 @@ __all__ = [
     "match_value",
     "normalize",
     "resolve_columns",
+    "sha256_hex",
 ]

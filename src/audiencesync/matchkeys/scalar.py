@@ -50,6 +50,7 @@ def evaluate(spec: KeySpec, value: object, ctx: Context) -> Outcome:
 
 
 def sha256_hex(text: str) -> str:
+    """Lowercase hex SHA-256 of the UTF-8 bytes, as Meta compares them (also CAPI's `db`)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

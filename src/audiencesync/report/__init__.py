@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -117,3 +119,13 @@ def render(report: RunReport, console: Console | None = None) -> None:
         for f in a.facebook:
             if f.message:
                 console.print(f"  {f.name}: {f.message}")
+
+
+def emit(report: Any, *, as_json: bool, render: Callable[[Any, Console], None], console: Console) -> int:
+    """Print a run's report as JSON (for machines) or tables (for people); the exit code says how it went.
+    Shared by the CLI doors so every command answers the same way."""
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        render(report, console)
+    return 0 if report.ok else 1
