@@ -30,7 +30,14 @@ class Workspace:
             for r in rows:
                 w.writerow(r)
 
-    def config(self, audiences: list[dict[str, Any]], sources: dict[str, Any] | None = None, **meta: Any) -> Config:
+    def config(
+        self,
+        audiences: list[dict[str, Any]],
+        sources: dict[str, Any] | None = None,
+        guard: dict[str, Any] | None = None,
+        **meta: Any,
+    ) -> Config:
+        """`guard` defaults to letting any change through: the tests of the guard set it themselves."""
         doc = {
             "meta": {
                 "graph_url": self.emu.url,
@@ -40,6 +47,7 @@ class Workspace:
                 **meta,
             },
             "state": "state.duckdb",
+            "guard": {"max_remove_share": 1.0, "allow_empty": True} if guard is None else guard,
             "sources": {"crm": {"type": "duckdb"}, **(sources or {})},
             "audiences": [
                 {

@@ -83,10 +83,15 @@ def sync(
     full_refresh: Annotated[
         bool, typer.Option("--full-refresh", help="Replace each audience whole (usersreplace).")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="This run only: go past the guard (empty source, too many removals)."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Sync the configured audiences: send only what changed since the last run."""
+    from audiencesync.pipeline import Interrupted
     from audiencesync.pipeline import sync as run_sync
     from audiencesync.plan.planner import PlanError
     from audiencesync.report import emit, render
@@ -95,10 +100,19 @@ def sync(
     cfg = _config(config)
     try:
         with _progress(not as_json and sys.stderr.isatty()) as progress:
-            report = run_sync(cfg, audiences=audience, dry_run=dry_run, full_refresh=full_refresh, progress=progress)
+            report = run_sync(
+                cfg, audiences=audience, dry_run=dry_run, full_refresh=full_refresh, force=force, progress=progress
+            )
     except PlanError as e:
         err.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from None
+    except Interrupted as e:
+        a = e.audience
+        err.print(f"{a.name}: {a.error}.", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        err.print("interrupted (Ctrl-C) before anything was sent; the next run starts afresh.", soft_wrap=True)
+        raise typer.Exit(130) from None
     raise typer.Exit(emit(report, as_json=as_json, render=render, console=console))
 
 

@@ -100,6 +100,15 @@ class SourceSettings(_Strict):
         return self
 
 
+class GuardSettings(_Strict):
+    """What a sync refuses to do without `--force`: the changes a broken export would cause."""
+
+    max_remove_share: float = Field(0.5, ge=0, le=1)
+    """The most of a Facebook audience one mirror or delete run may remove (0.5: half)."""
+    allow_empty: bool = False
+    """Whether a source that returns no members may empty the audience."""
+
+
 class ValueSettings(_Strict):
     column: str
     allow_zero: bool = False
@@ -126,6 +135,8 @@ class AudienceSettings(_Strict):
     value: ValueSettings | None = None
     ldu: bool = False
     schedule: str | None = None
+    guard: GuardSettings | None = None
+    """Overrides the top-level `guard:` for this audience."""
 
     @model_validator(mode="after")
     def _check(self) -> AudienceSettings:
@@ -151,6 +162,7 @@ class AudienceSettings(_Strict):
 class Config(_Strict):
     meta: MetaSettings
     state: str = ".audiencesync/state.duckdb"
+    guard: GuardSettings = GuardSettings()
     sources: dict[str, SourceSettings] = {}
     audiences: list[AudienceSettings] = []
     conversions: dict[str, Any] | None = None
@@ -172,6 +184,9 @@ class Config(_Strict):
             if "facebook_id" in a.forward and not self.meta.app_id:
                 raise ValueError(f"{where}.forward: facebook_id needs meta.app_id (Facebook IDs are app-scoped)")
         return self
+
+    def guard_for(self, audience: AudienceSettings) -> GuardSettings:
+        return audience.guard or self.guard
 
     def audience(self, name_or_key: str) -> AudienceSettings:
         for a in self.audiences:

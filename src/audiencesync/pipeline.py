@@ -10,13 +10,16 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from audiencesync.config import AudienceSettings, Config, SourceSettings
 from audiencesync.extract.source import QuerySource, SourceError
-from audiencesync.load.audiences import ensure_audience
+from audiencesync.load.audiences import adopt_audiences, ensure_audience
 from audiencesync.load.graph import GraphClient, GraphError
-from audiencesync.load.uploader import Uploader
+from audiencesync.load.uploader import Sent, Uploader
+from audiencesync.plan import planner as planner_mod
+from audiencesync.plan.guard import refusal
 from audiencesync.plan.planner import Plan, PlanError, Planner, config_fingerprint
 from audiencesync.report import AudienceReport, FacebookReport, RunReport
 from audiencesync.state.store import StateStore
@@ -32,6 +35,7 @@ def sync(
     audiences: list[str] | None = None,
     dry_run: bool = False,
     full_refresh: bool = False,
+    force: bool = False,
     client: GraphClient | None = None,
     store: StateStore | None = None,
     progress: ProgressFactory | None = None,
@@ -41,7 +45,9 @@ def sync(
     """Sync the configured audiences (or the named ones) and return what happened.
 
     Stream audiences are synced by the stream flusher (`include_stream=True`), from the members
-    table it keeps in the state; the CLI's `sync` leaves them to it.
+    table it keeps in the state; the CLI's `sync` leaves them to it. `force` lets this run past
+    the guard (an empty source, or more of an audience removed than `guard.max_remove_share`).
+    Ctrl-C raises `Interrupted` with the report so far, after recording the run as interrupted.
     """
     selected = [a for a in config.audiences if not audiences or a.name in audiences or a.key in audiences]
     if audiences and not selected:
@@ -53,12 +59,14 @@ def sync(
     try:
         for a in selected:
             src = config.sources.get(a.source, SourceSettings(type="stream"))
+            guarded = not force
             if src.type == "stream":
                 if not include_stream:
                     continue
                 a, src = stream_source(a)
-            report.audiences.append(
-                sync_audience(
+                guarded = False  # explicit leave calls, not an export that can break: nothing to guard
+            try:
+                rep = sync_audience(
                     config,
                     a,
                     src,
@@ -66,11 +74,16 @@ def sync(
                     client,
                     dry_run=dry_run,
                     full_refresh=full_refresh,
+                    force=not guarded,
                     progress=progress,
                     after_batch=after_batch,
                     run_id=report.run_id,
                 )
-            )
+            except Interrupted as e:
+                report.audiences.append(e.audience)
+                e.report = report
+                raise
+            report.audiences.append(rep)
     finally:
         if own_client:
             client.close()
@@ -90,6 +103,16 @@ def stream_source(a: AudienceSettings) -> tuple[AudienceSettings, SourceSettings
     return a.model_copy(update=update), SourceSettings(type="duckdb")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a sync: what Facebook acknowledged is recorded; `report` says what was done
+    (the interrupted audience last)."""
+
+    def __init__(self, audience: AudienceReport):
+        super().__init__("interrupted")
+        self.audience = audience
+        self.report = RunReport(run_id="", audiences=[audience])
+
+
 def sync_audience(
     config: Config,
     a: AudienceSettings,
@@ -99,6 +122,7 @@ def sync_audience(
     *,
     dry_run: bool = False,
     full_refresh: bool = False,
+    force: bool = False,
     progress: ProgressFactory | None = None,
     after_batch: Callable[[], None] | None = None,
     run_id: str = "",
@@ -106,29 +130,151 @@ def sync_audience(
     started = datetime.now(UTC).replace(tzinfo=None)
     t0 = time.perf_counter()
     rep = AudienceReport(key=a.key, name=a.name, mode=a.mode, full_refresh=full_refresh, dry_run=dry_run)
+    acked = [0]
+
+    def counted() -> None:
+        acked[0] += 1
+        if after_batch:
+            after_batch()
+
+    run = _Run(config, a, src, store, client, rep, progress, counted, force=force)
     try:
-        source = QuerySource(store.con, a.source, src, a.query or "")
-        plan = Planner(store, source, a).plan(full_refresh=full_refresh)
-        rep.full_refresh = plan.full
+        run.go(dry_run=dry_run, full_refresh=full_refresh)
+    except (PlanError, SourceError) as e:
+        rep.status, rep.error = "failed", str(e)
+    except KeyboardInterrupt:
+        rep.status = "interrupted"
+        rep.error = (
+            f"interrupted (Ctrl-C) after Facebook acknowledged {acked[0]:,} batches; they are recorded, "
+            "and the next run resumes from there"
+        )
+        _record(store, run_id, a, started, rep, t0)
+        raise Interrupted(rep) from None
+    if not dry_run:
+        _record(store, run_id, a, started, rep, t0)
+    rep.duration_s = round(time.perf_counter() - t0, 3)
+    return rep
+
+
+def _record(
+    store: StateStore, run_id: str, a: AudienceSettings, started: datetime, rep: AudienceReport, t0: float
+) -> None:
+    rep.duration_s = round(time.perf_counter() - t0, 3)
+    store.record_run(run_id, a.key, started, rep.status, asdict(rep))
+
+
+class _Run:
+    """One configured audience's run: settle what an earlier run left unknown, plan, guard, load."""
+
+    def __init__(
+        self,
+        config: Config,
+        a: AudienceSettings,
+        src: SourceSettings,
+        store: StateStore,
+        client: GraphClient,
+        rep: AudienceReport,
+        progress: ProgressFactory | None,
+        after_batch: Callable[[], None],
+        *,
+        force: bool,
+    ):
+        self.config, self.a, self.src, self.store, self.client = config, a, src, store, client
+        self.rep, self.progress, self.after_batch, self.force = rep, progress, after_batch, force
+
+    def uploader(self, on_rows: Callable[[int], None] | None = None) -> Uploader:
+        return Uploader(
+            self.client,
+            self.store,
+            max_in_flight=self.config.meta.max_in_flight,
+            app_id=self.config.meta.app_id,
+            progress=on_rows,
+            after_batch=self.after_batch,
+        )
+
+    def go(self, *, dry_run: bool, full_refresh: bool) -> None:
+        a, rep = self.a, self.rep
+        source = QuerySource(self.store.con, a.source, self.src, a.query or "")
+        planner = Planner(self.store, source, a)
+        if not dry_run:
+            try:
+                adopt_audiences(self.client, self.store, a, planner.targets())
+                self._recover()
+            except GraphError as e:
+                rep.status, rep.error = "failed", e.explain()
+                return
+        plan = planner.plan(full_refresh=full_refresh)
         _fill(rep, plan)
+        refused = None if self.force else refusal(plan, self.config.guard_for(a), self.store.member_count)
+        if refused:
+            rep.status, rep.error = "refused", refused
+            log.error("audience %s refused: %s", a.key, refused)
+            return
         if dry_run:
             rep.status = "dry-run"
             for tp, fr in zip(plan.targets, rep.facebook, strict=True):
                 if tp.existing:
-                    fr.members = store.member_count(tp.existing.fb_id) + tp.adds - tp.removes
-        else:
-            rep.status = _load(config, a, plan, rep, store, client, progress, after_batch)
-    except (PlanError, SourceError) as e:
-        rep.status, rep.error = "failed", str(e)
-    rep.duration_s = round(time.perf_counter() - t0, 3)
-    if not dry_run:
-        from dataclasses import asdict
+                    fr.members = self.store.member_count(tp.existing.fb_id) + tp.adds - tp.removes
+            return
+        rep.status, leftover = self._load(plan)
+        if rep.status == "ok" and leftover:
+            # A resumed replace left rows an earlier part of its session sent: one more pass removes them.
+            self.rep.facebook.clear()
+            plan = Planner(self.store, source, a).plan()
+            _fill(rep, plan)
+            rep.full_refresh = full_refresh
+            rep.status, _ = self._load(plan)
 
-        store.record_run(run_id, a.key, started, rep.status, asdict(rep))
-    return rep
+    def _recover(self) -> None:
+        """Batches an earlier run sent without recording the answer are re-sent before planning."""
+        for fb in self.store.facebook_audiences(self.a.key):
+            self.uploader().recover(self.a.key, fb.fb_id, planner_mod.BATCH_ROWS)
+
+    def _load(self, plan: Plan) -> tuple[str, int]:
+        a, rep, store = self.a, self.rep, self.store
+        complete, leftover = True, 0
+        if not plan.nothing_to_send:
+            store.ledger.begin_changes(a.key, config_fingerprint(a), plan.relations.touched)
+        for tp, fr in zip(plan.targets, rep.facebook, strict=True):
+            if tp.existing is None and tp.members < a.min_size:
+                fr.status = "waiting"
+                fr.message = (
+                    f"{a.min_size - tp.members:,} more members needed before it is created (min_size {a.min_size})"
+                )
+                complete = False
+                continue
+            uploader = self.uploader(self.progress(fr.name, tp.adds + tp.removes) if self.progress else None)
+            try:
+                fb_id = ensure_audience(self.client, store, a, tp.target)
+                fr.fb_id = fb_id
+                if tp.replace:
+                    replaced = uploader.replace(plan, tp, fb_id)
+                    leftover += replaced.leftover
+                    sent: Sent = replaced
+                else:
+                    sent = uploader.apply(plan, tp, fb_id)
+            except GraphError as e:
+                fr.status, fr.message = "failed", e.explain()
+                rep.error = f"{fr.name}: {e.explain()}"
+                log.error("audience %s stopped: %s", a.key, e.explain())
+                return "failed", 0
+            fr.status = "ok"
+            fr.message = fr.message or tp.warning
+            fr.batches, fr.num_received, fr.num_invalid_entries = (
+                sent.batches,
+                sent.num_received,
+                sent.num_invalid_entries,
+            )
+            fr.members = store.member_count(fb_id)
+        if not complete:
+            return "waiting", 0
+        r = plan.relations
+        store.ledger.commit_source(a.key, current=r.current, changed=r.changed, deleted=r.deleted, touched=r.touched)
+        return "ok", leftover
 
 
 def _fill(rep: AudienceReport, plan: Plan) -> None:
+    rep.full_refresh = plan.full
     rep.rows_read, rep.rows_without_primary_key = plan.rows_read, plan.rows_without_pk
     rep.members, rep.changed, rep.removed_from_source = plan.members, plan.changed, plan.deleted
     rep.normalized = plan.normalized
@@ -145,65 +291,6 @@ def _fill(rep: AudienceReport, plan: Plan) -> None:
                 removes=tp.removes,
                 members=tp.members,
                 rows_without_key=tp.rows_without_key,
+                message=tp.warning,
             )
         )
-
-
-def _load(
-    config: Config,
-    a: AudienceSettings,
-    plan: Plan,
-    rep: AudienceReport,
-    store: StateStore,
-    client: GraphClient,
-    progress: ProgressFactory | None,
-    after_batch: Callable[[], None] | None,
-) -> str:
-    complete = True
-    if not plan.nothing_to_send or plan.full:
-        store.set_in_flight(a.key, config_fingerprint(a))
-    for tp, fr in zip(plan.targets, rep.facebook, strict=True):
-        if tp.existing is None and tp.members < a.min_size:
-            fr.status = "waiting"
-            fr.message = f"{a.min_size - tp.members:,} more members needed before it is created (min_size {a.min_size})"
-            complete = False
-            continue
-        on_rows = progress(fr.name, tp.adds + tp.removes) if progress else None
-        uploader = Uploader(
-            client,
-            store,
-            max_in_flight=config.meta.max_in_flight,
-            app_id=config.meta.app_id,
-            progress=on_rows,
-            after_batch=after_batch,
-        )
-        try:
-            fb_id = ensure_audience(client, store, a, tp.target)
-            fr.fb_id = fb_id
-            sent = uploader.replace(plan, tp, fb_id) if plan.full else uploader.apply(plan, tp, fb_id)
-        except GraphError as e:
-            fr.status, fr.message = "failed", e.explain()
-            rep.error = f"{fr.name}: {e.explain()}"
-            log.error("audience %s stopped: %s", a.key, e.explain())
-            return "failed"
-        fr.status = "ok"
-        fr.batches, fr.num_received, fr.num_invalid_entries = sent.batches, sent.num_received, sent.num_invalid_entries
-        fr.members = store.member_count(fb_id)
-    if complete:
-        _commit_source(store, a)
-        return "ok"
-    return "waiting"
-
-
-def _commit_source(store: StateStore, a: AudienceSettings) -> None:
-    """Every Facebook audience took its changes: remember the source rows, to skip them next time."""
-    c = store.con
-    c.execute("BEGIN")
-    c.execute("DELETE FROM st.source_rows WHERE audience_key = ? AND pk IN (SELECT pk FROM touched)", [a.key])
-    c.execute(
-        "INSERT INTO st.source_rows SELECT ?, pk, raw_fp FROM cur "
-        "WHERE pk IN (SELECT pk FROM changed) AND pk IN (SELECT pk FROM touched)",
-        [a.key],
-    )
-    c.execute("UPDATE st.audience_state SET last_success = now(), in_flight = false WHERE audience_key = ?", [a.key])
-    c.execute("COMMIT")

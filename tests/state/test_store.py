@@ -16,7 +16,7 @@ def test_runs_are_pruned_per_audience(tmp_path, monkeypatch):
     assert kept == [("a", 3), ("b", 1)]
 
 
-def test_changed_hash_scheme_refingerprints_rows_and_drops_the_cache(tmp_path):
+def test_changed_hash_scheme_refingerprints_rows_and_marks_the_cache_stale(tmp_path):
     path = tmp_path / "s.duckdb"
     with StateStore(path) as s:
         s.con.execute("INSERT INTO st.fb_rows VALUES ('1', 'p', 42, 'EMAIL_SHA256', ['" + "a" * 64 + "'])")
@@ -25,7 +25,8 @@ def test_changed_hash_scheme_refingerprints_rows_and_drops_the_cache(tmp_path):
     with StateStore(path) as s:
         fp = s.con.execute("SELECT row_fp FROM st.fb_rows").fetchone()[0]
         assert fp == s.con.execute("SELECT hash('EMAIL_SHA256', ['" + "a" * 64 + "'])").fetchone()[0]
-        assert s.con.execute("SELECT count(*) FROM st.source_rows").fetchone()[0] == 0
+        # Members stay listed (so leavers are still found), with a fingerprint no row has.
+        assert s.con.execute("SELECT pk, raw_fp FROM st.source_rows").fetchall() == [("p", 0)]
 
 
 def test_forget_audience_leaves_nothing(tmp_path):

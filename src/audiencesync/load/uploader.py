@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from audiencesync.load.graph import GraphClient, GraphError
@@ -25,6 +26,8 @@ from audiencesync.state.store import StateStore
 Progress = Callable[[int], None]
 COMMIT_EVERY = 8
 COMMIT_AFTER_S = 0.5
+INTENT_AHEAD = 16
+"""Batches whose intent is recorded in one write; a crash leaves at most these to re-send."""
 
 
 @dataclass
@@ -64,63 +67,70 @@ class Uploader:
 
     def apply(self, plan: Plan, tp: TargetPlan, fb_id: str) -> Sent:
         """Removes first (a multi-key removal may match a row about to be added), then adds."""
-        _, add, rem = tp.tables
-        self._settle_unsent(plan, tp, fb_id)
+        key = plan.audience.key
+        ledger = self.store.ledger
+        ledger.settle_unsent(
+            fb_id,
+            mode=plan.mode,
+            desired=tp.desired,
+            adds=tp.add_batches,
+            removes=tp.remove_batches,
+            touched=plan.relations.touched,
+        )
         sent = Sent()
         self._send_all(
             "DELETE",
             fb_id,
-            rem,
+            tp.remove_batches,
             sent,
-            commit=lambda batches: self.con.execute(
-                f"DELETE FROM st.fb_rows WHERE fb_id = ? AND pk IN (SELECT pk FROM touched) "
-                f"AND row_fp IN (SELECT row_fp FROM {rem} WHERE list_contains(?, batch))",
-                [fb_id, batches],
-            ),
+            intent=lambda batches: ledger.record_intent(fb_id, "remove", tp.remove_batches, batches),
+            commit=lambda batches: ledger.commit_removes(key, fb_id, tp.remove_batches, batches),
         )
         self._send_all(
             "POST",
             fb_id,
-            add,
+            tp.add_batches,
             sent,
-            commit=lambda batches: self.con.execute(
-                f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {add}_entries "
-                f"WHERE list_contains(?, batch)",
-                [fb_id, batches],
-            ),
+            intent=lambda batches: ledger.record_intent(fb_id, "add", tp.add_entries, batches),
+            commit=lambda batches: ledger.commit_adds(fb_id, tp.add_entries, batches),
         )
         return sent
 
-    def _settle_unsent(self, plan: Plan, tp: TargetPlan, fb_id: str) -> None:
-        """State-only moves that need no call: rows that stay on Facebook under another member."""
-        n, add, rem = tp.tables
-        mode = "mirror" if plan.full else plan.audience.mode
-        c = self.con
-        c.execute("BEGIN")
-        c.execute(
-            f"DELETE FROM st.fb_rows WHERE fb_id = ? AND pk IN (SELECT pk FROM touched) "
-            f"AND row_fp NOT IN (SELECT row_fp FROM {rem})",
-            [fb_id],
-        )
-        if mode == "delete":
-            # Nothing is added in delete mode; a member still needing a row already there holds it.
-            c.execute(
-                f"""INSERT INTO st.fb_rows SELECT $fb, pk, row_fp, schema, payload FROM {n}
-                    WHERE row_fp IN (SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb)
-                      AND (pk, row_fp) NOT IN (SELECT (pk, row_fp) FROM st.fb_rows WHERE fb_id = $fb)""",
-                {"fb": fb_id},
+    def recover(self, audience_key: str, fb_id: str, batch_rows: int) -> Sent:
+        """Re-send the batches an earlier run sent without recording Facebook's answer, and record
+        it now, so the plan that follows starts from facts (removals first, as in `apply`)."""
+        ledger = self.store.ledger
+        sent = Sent()
+        for op, method in (("remove", "DELETE"), ("add", "POST")):
+            if not ledger.pending_count(fb_id, op):
+                continue
+            table = f"recover_{op}"
+            ledger.stage_pending(fb_id, op, table, batch_rows)
+            self._send_all(
+                method,
+                fb_id,
+                table,
+                sent,
+                intent=lambda batches: None,
+                commit=lambda batches, op=op, table=table: ledger.commit_recovered(
+                    audience_key, fb_id, op, table, batches
+                ),
             )
-        else:
-            c.execute(
-                f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {n} "
-                f"WHERE row_fp NOT IN (SELECT row_fp FROM {add})",
-                [fb_id],
-            )
-        c.execute("COMMIT")
+        return sent
 
-    def _send_all(self, method: str, fb_id: str, table: str, sent: Sent, commit: Callable[[list[int]], object]) -> None:
+    def _send_all(
+        self,
+        method: str,
+        fb_id: str,
+        table: str,
+        sent: Sent,
+        *,
+        intent: Callable[[list[int]], object],
+        commit: Callable[[list[int]], object],
+    ) -> None:
         """Keep `max_in_flight` requests going; commit acknowledged batches a few at a time (each
-        commit is a write to the state file), always before returning or raising."""
+        commit is a write to the state file), always before returning or raising. Before a batch
+        is sent, its intent is recorded, for the next few batches at once (also one write)."""
         batches = [r[0] for r in self.con.execute(f"SELECT DISTINCT batch FROM {table} ORDER BY batch").fetchall()]
         if not batches:
             return
@@ -142,13 +152,18 @@ class Uploader:
             last_commit = time.monotonic()
 
         with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
-            todo = iter(batches)
+            todo = iter(enumerate(batches))
+            declared = 0
             try:
                 while True:
                     while failure is None and len(pending) < self.max_in_flight:
-                        b = next(todo, None)
-                        if b is None:
+                        item = next(todo, None)
+                        if item is None:
                             break
+                        pos, b = item
+                        if pos >= declared:
+                            intent(batches[declared : declared + INTENT_AHEAD])
+                            declared += INTENT_AHEAD
                         schema, data = self._batch(table, b)
                         pending[pool.submit(self._send_one, method, fb_id, schema, data)] = (b, len(data))
                     if not pending:
@@ -185,42 +200,66 @@ class Uploader:
 
     # -- full refresh -------------------------------------------------------------------------
 
-    def replace(self, plan: Plan, tp: TargetPlan, fb_id: str) -> Sent:
-        """A `usersreplace` session: batch_seq from 1, the last batch flagged, then the state swapped."""
-        n, add, _ = tp.tables
-        sent = Sent()
-        batches = [r[0] for r in self.con.execute(f"SELECT DISTINCT batch FROM {add} ORDER BY batch").fetchall()]
-        schemas = {r[0] for r in self.con.execute(f"SELECT DISTINCT schema FROM {add}").fetchall()}
+    def replace(self, plan: Plan, tp: TargetPlan, fb_id: str) -> Replaced:
+        """A `usersreplace` session: batch_seq from 1, the last batch flagged, then the state swapped.
+
+        Facebook refuses a second replace while one is open (for up to 90 minutes), so an
+        interrupted session is resumed with the next `batch_seq` while it is young enough, and a
+        new one is started only after it has surely expired. Every batch's rows are recorded
+        before sending, so whatever an earlier part of the session added is known afterwards.
+        """
+        ledger = self.store.ledger
+        schemas = {r[0] for r in self.con.execute(f"SELECT DISTINCT schema FROM {tp.add_batches}").fetchall()}
         if len(schemas) > 1:
             raise GraphError("a replace session needs one schema for every batch")
-        if not batches:
-            batches = [-1]
+        batches = [
+            r[0] for r in self.con.execute(f"SELECT DISTINCT batch FROM {tp.add_batches} ORDER BY batch").fetchall()
+        ]
         self.store.set_replace_pending(plan.audience.key, tp.target.kind, True)
-        session_id = random.SystemRandom().randrange(1, 2**62)
-        for seq, b in enumerate(batches, start=1):
+        session = ledger.replace_session(fb_id)
+        if session is None or _now() - session.started_at > RESUME_REPLACE_WITHIN:
+            session_id, seq = random.SystemRandom().randrange(1, 2**62), 0
+            ledger.start_replace(fb_id, session_id)
+        else:
+            session_id, seq = session.session_id, session.last_seq
+        out = Replaced()
+        for i, b in enumerate(batches or [-1], start=1):
+            seq += 1
             if b == -1:
                 schema, data = tp.target.schema, []
             else:
-                schema, data = self._batch(add, b)
-            session = {
+                ledger.record_intent(fb_id, "replace", tp.add_entries, [b])
+                schema, data = self._batch(tp.add_batches, b)
+            spec = {
                 "session_id": session_id,
                 "batch_seq": seq,
-                "last_batch_flag": seq == len(batches),
+                "last_batch_flag": i == max(len(batches), 1),
                 "estimated_num_total": tp.adds,
             }
             response = self.client.users(
-                "POST", fb_id, schema, data, session=session, edge="usersreplace", app_ids=self._app_ids(schema)
+                "POST", fb_id, schema, data, session=spec, edge="usersreplace", app_ids=self._app_ids(schema)
             )
-            sent.add(len(data), response)
+            ledger.advance_replace(fb_id, seq)
+            out.add(len(data), response)
+            out.num_received = int(response.get("num_received") or 0)  # Facebook counts the whole session
             self.progress(len(data))
             self.after_batch()
-        c = self.con
-        c.execute("BEGIN")
-        c.execute("DELETE FROM st.fb_rows WHERE fb_id = ?", [fb_id])
-        c.execute(f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {n}", [fb_id])  # all desired
-        c.execute("COMMIT")
-        self.store.set_replace_pending(plan.audience.key, tp.target.kind, False)
-        return sent
+        out.leftover = ledger.finish_replace(plan.audience.key, tp.target.kind, fb_id, tp.desired)
+        return out
+
+
+RESUME_REPLACE_WITHIN = timedelta(minutes=75)
+"""Facebook keeps a replace session open 90 minutes from its first batch; leave a margin."""
+
+
+@dataclass
+class Replaced(Sent):
+    leftover: int = 0
+    """Rows an earlier part of a resumed session added that the source no longer wants."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def to_wire(schema_text: str, payloads: list[list[str]]) -> tuple[str | list[str], list[Any]]:

@@ -26,32 +26,74 @@ from audiencesync.plan.targets import IDENTITIES, LDU_CELLS, VALUE_KEY, Target, 
 from audiencesync.state.store import FacebookAudience, StateStore
 
 BATCH_ROWS = 10_000
-PLAN_VERSION = "1"
+PLAN_VERSION = "2"
+
+
+@dataclass(frozen=True)
+class Relations:
+    """The plan's member-level relations: DuckDB temp tables on the state's connection.
+
+    `current` (pk, raw_fp): one fingerprint per member of the source. `changed` (pk): members whose
+    rows are recomputed (new, different, or not trusted in the cache). `deleted` (pk): members the
+    state knows that the source no longer has. `touched` (pk): members whose rows this run may
+    change on Facebook, given the effective mode.
+    """
+
+    current: str = "plan_current"
+    changed: str = "plan_changed"
+    deleted: str = "plan_deleted"
+    touched: str = "plan_touched"
 
 
 @dataclass
 class TargetPlan:
-    """The work for one Facebook audience; its rows wait in temp tables `add_<i>`, `rem_<i>`."""
+    """The work for one Facebook audience and the relations that hold its rows.
+
+    `desired` (pk, row_fp, schema, payload): the rows the changed members need. `add_batches`
+    (row_fp, schema, payload, batch): distinct rows to add, numbered into batches; `add_entries`
+    the same with every member that needs each row. `remove_batches`: rows to remove. A target with
+    `replace` set is sent whole through a `usersreplace` session instead (its `add_batches` are
+    every desired row, and `removes` counts what the replace takes away).
+    """
 
     target: Target
     index: int
     existing: FacebookAudience | None
+    replace: bool = False
     adds: int = 0
     removes: int = 0
     members: int = 0
     rows_without_key: int = 0
-    problem: str | None = None
+    warning: str | None = None
 
     @property
-    def tables(self) -> tuple[str, str, str]:
-        i = self.index
-        return f"n_{i}", f"add_{i}", f"rem_{i}"
+    def desired(self) -> str:
+        return f"plan_desired_{self.index}"
+
+    @property
+    def add_batches(self) -> str:
+        return f"plan_add_{self.index}"
+
+    @property
+    def add_entries(self) -> str:
+        return f"plan_add_entries_{self.index}"
+
+    @property
+    def remove_batches(self) -> str:
+        return f"plan_remove_{self.index}"
 
 
 @dataclass
 class Plan:
+    """What one run will do for a configured audience: computed before anything is sent.
+
+    `mode` is the effective mode (a full refresh plans as mirror).
+    """
+
     audience: AudienceSettings
-    full: bool
+    mode: str
+    full_refresh: bool = False
+    relations: Relations = field(default_factory=Relations)
     rows_read: int = 0
     rows_without_pk: int = 0
     members: int = 0
@@ -64,8 +106,13 @@ class Plan:
     targets: list[TargetPlan] = field(default_factory=list)
 
     @property
+    def full(self) -> bool:
+        """Whether any Facebook audience is replaced whole in this run."""
+        return any(t.replace for t in self.targets)
+
+    @property
     def nothing_to_send(self) -> bool:
-        return all(t.adds == 0 and t.removes == 0 for t in self.targets)
+        return all(t.adds == 0 and t.removes == 0 and not t.replace for t in self.targets)
 
 
 class PlanError(RuntimeError):
@@ -74,7 +121,7 @@ class PlanError(RuntimeError):
 
 def config_fingerprint(audience: AudienceSettings) -> str:
     """What, if changed, makes every member's rows worth recomputing."""
-    relevant = audience.model_dump(exclude={"name", "description", "schedule", "min_size"})
+    relevant = audience.model_dump(exclude={"name", "description", "schedule", "min_size", "guard"})
     relevant["_versions"] = [PLAN_VERSION, __version__]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -88,30 +135,54 @@ class Planner:
         self.source = source
         self.audience = audience
         self.rows_per_batch = rows_per_batch
+        self._targets: list[Target] | None = None
+        self._columns: list[str] = []
+        self._mapping_: dict[str, str] = {}
+
+    def targets(self) -> list[Target]:
+        """The Facebook audiences this configured one becomes, given the source's columns."""
+        if self._targets is None:
+            self._columns = self.source.columns()
+            self._mapping_ = self._mapping(self._columns)
+            self._targets = targets(self.audience, set(self._mapping_))
+            if not self._targets:
+                raise PlanError("the source has no column for any key this audience sends")
+        return self._targets
 
     def plan(self, *, full_refresh: bool = False) -> Plan:
         a = self.audience
-        columns = self.source.columns()
-        mapping = self._mapping(columns)
-        tlist = targets(a, set(mapping))
-        if not tlist:
-            raise PlanError("the source has no column for any key this audience sends")
+        tlist = self.targets()
         existing = {t.kind: self.store.facebook_audience(a.key, t.kind) for t in tlist}
         for t in tlist:
             self._check_lock(t, existing[t.kind])
+        plan = Plan(audience=a, mode="mirror" if full_refresh else a.mode, full_refresh=full_refresh)
+        for i, t in enumerate(tlist):
+            plan.targets.append(self._target_plan(plan, t, i, existing[t.kind]))
         cfp = config_fingerprint(a)
-        full = full_refresh or any(e is not None and e.replace_pending for e in existing.values())
-        if full or self.store.config_fp(a.key) != cfp or any(e is None for e in existing.values()):
+        if plan.full or self.store.config_fp(a.key) != cfp or any(e is None for e in existing.values()):
             self.store.reset_source_cache(a.key, cfp)
-        plan = Plan(audience=a, full=full)
         self._stage_current(plan)
         self._stage_changes(plan)
-        self._normalize_changed(plan, columns, mapping, tlist)
-        for i, t in enumerate(tlist):
-            tp = TargetPlan(target=t, index=i, existing=existing[t.kind])
+        self._normalize_changed(plan, self._columns, self._mapping_, tlist)
+        for tp in plan.targets:
             self._diff(plan, tp)
-            plan.targets.append(tp)
         return plan
+
+    def _target_plan(self, plan: Plan, t: Target, index: int, fb: FacebookAudience | None) -> TargetPlan:
+        """Replace whole when asked, when a replace session is open (it must be finished before
+        Facebook takes any other write), or when Facebook may hold rows the state never knew of
+        and the mode promises to remove whoever is not in the source."""
+        tp = TargetPlan(target=t, index=index, existing=fb)
+        if fb is None:
+            return tp
+        session_open = self.store.ledger.replace_session(fb.fb_id) is not None
+        tp.replace = plan.full_refresh or session_open or (fb.replace_pending and plan.mode == "mirror")
+        if fb.replace_pending and not tp.replace and plan.mode == "delete":
+            tp.warning = (
+                "this Facebook audience was found on Facebook without a record of its members in the state; "
+                "members who left before cannot be removed in delete mode. Run once with --full-refresh."
+            )
+        return tp
 
     # -- which columns feed which keys --------------------------------------------------------
 
@@ -158,61 +229,59 @@ class Planner:
     def _stage_current(self, plan: Plan) -> None:
         """One fingerprint per member: the sum of its rows' fingerprints, so a member with several
         source rows is still one comparison, whatever order the rows come in."""
+        cur = plan.relations.current
         pk = quote_ident(self.audience.primary_key) if self.audience.primary_key else "hash(*COLUMNS(*))"
         self.source.execute(
-            f"""CREATE OR REPLACE TEMP TABLE cur AS
+            f"""CREATE OR REPLACE TEMP TABLE {cur} AS
                 SELECT pk, (sum(fp::HUGEINT) % 18446744073709551616)::UBIGINT AS raw_fp, count(*) AS n
                 FROM (SELECT CAST({pk} AS VARCHAR) AS pk, hash(*COLUMNS(*)) AS fp FROM {self.source.subquery()})
                 GROUP BY pk"""
         )
         plan.rows_read, plan.rows_without_pk, plan.members = self.con.execute(
-            "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE pk IS NULL), 0), count(pk) FROM cur"
+            f"SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE pk IS NULL), 0), count(pk) FROM {cur}"
         ).fetchone()
-        self.con.execute("DELETE FROM cur WHERE pk IS NULL")
+        self.con.execute(f"DELETE FROM {cur} WHERE pk IS NULL")
 
     def _stage_changes(self, plan: Plan) -> None:
-        key = self.audience.key
+        """Compare with the cache, and with every member Facebook holds rows for: a member on
+        Facebook that the cache does not list (a run died after its add was acknowledged) is
+        compared as stale, so it is removed if the source no longer has it."""
+        r = plan.relations
         self.con.execute(
-            """CREATE OR REPLACE TEMP TABLE prev AS SELECT pk, raw_fp FROM st.source_rows WHERE audience_key = ?""",
-            [key],
+            """CREATE OR REPLACE TEMP TABLE plan_prev AS
+                SELECT pk, raw_fp FROM st.source_rows WHERE audience_key = $key
+                UNION ALL
+                SELECT DISTINCT pk, 0::UBIGINT FROM st.fb_rows
+                WHERE fb_id IN (SELECT fb_id FROM st.fb_audiences WHERE audience_key = $key)
+                  AND pk NOT IN (SELECT pk FROM st.source_rows WHERE audience_key = $key)""",
+            {"key": self.audience.key},
         )
-        if self.store.in_flight(key):
-            # An interrupted run may have put members on Facebook that the cache never recorded.
-            self.con.execute(
-                """INSERT INTO prev
-                   SELECT DISTINCT pk, 0::UBIGINT FROM st.fb_rows
-                   WHERE fb_id IN (SELECT fb_id FROM st.fb_audiences WHERE audience_key = $key)
-                     AND pk NOT IN (SELECT pk FROM st.source_rows WHERE audience_key = $key)""",
-                {"key": key},
-            )
         self.con.execute(
-            """CREATE OR REPLACE TEMP TABLE delta AS
+            f"""CREATE OR REPLACE TEMP TABLE plan_delta AS
                SELECT coalesce(c.pk, p.pk) AS pk, c.pk IS NULL AS gone
-               FROM cur c FULL OUTER JOIN prev p ON c.pk = p.pk
+               FROM {r.current} c FULL OUTER JOIN plan_prev p ON c.pk = p.pk
                WHERE c.raw_fp IS DISTINCT FROM p.raw_fp"""
         )
-        self.con.execute("CREATE OR REPLACE TEMP TABLE changed AS SELECT pk FROM delta WHERE NOT gone")
-        self.con.execute("CREATE OR REPLACE TEMP TABLE deleted AS SELECT pk FROM delta WHERE gone")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {r.changed} AS SELECT pk FROM plan_delta WHERE NOT gone")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {r.deleted} AS SELECT pk FROM plan_delta WHERE gone")
         touched = {
-            "mirror": "changed UNION SELECT pk FROM deleted",
-            "upsert": "changed",
-            "delete": "deleted",
-        }[self.audience.mode]
-        if plan.full:
-            touched = "changed UNION SELECT pk FROM deleted"
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE touched AS SELECT pk FROM {touched}")
-        plan.changed = self.con.execute("SELECT count(*) FROM changed").fetchone()[0]
-        plan.deleted = self.con.execute("SELECT count(*) FROM deleted").fetchone()[0]
+            "mirror": f"SELECT pk FROM {r.changed} UNION SELECT pk FROM {r.deleted}",
+            "upsert": f"SELECT pk FROM {r.changed}",
+            "delete": f"SELECT pk FROM {r.deleted}",
+        }[plan.mode]
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {r.touched} AS {touched}")
+        plan.changed = self.con.execute(f"SELECT count(*) FROM {r.changed}").fetchone()[0]
+        plan.deleted = self.con.execute(f"SELECT count(*) FROM {r.deleted}").fetchone()[0]
 
     # -- normalize and hash the changed members -----------------------------------------------
 
     def _normalize_changed(self, plan: Plan, columns: list[str], mapping: dict[str, str], tlist: list[Target]) -> None:
         a = self.audience
         self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE new_rows "
+            "CREATE OR REPLACE TEMP TABLE plan_new_rows "
             "(kind VARCHAR, pk VARCHAR, row_fp UBIGINT, schema VARCHAR, payload VARCHAR[])"
         )
-        self.con.execute("CREATE OR REPLACE TEMP TABLE set_aside (kind VARCHAR, reason VARCHAR, n BIGINT)")
+        self.con.execute("CREATE OR REPLACE TEMP TABLE plan_set_aside (kind VARCHAR, reason VARCHAR, n BIGINT)")
         if plan.changed == 0:
             return
         pk = quote_ident(a.primary_key) if a.primary_key else "hash(*COLUMNS(*))"
@@ -220,7 +289,7 @@ class Planner:
         select = ", ".join(quote_ident(c) for c in needed)
         sql = (
             f"SELECT CAST({pk} AS VARCHAR) AS __pk, {select} FROM {self.source.subquery()} "
-            f"WHERE CAST({pk} AS VARCHAR) IN (SELECT pk FROM changed)"
+            f"WHERE CAST({pk} AS VARCHAR) IN (SELECT pk FROM {plan.relations.changed})"
         )
         overrides = _matchable({k: v for k, v in mapping.items() if k != "UID"})
         for table in self.source.batches(sql, self.rows_per_batch):
@@ -256,12 +325,12 @@ class Planner:
                 value_ok = f"{VALUE_KEY} IS NOT NULL" if t.value_based and VALUE_KEY in present else "true"
                 schema = t.schema_text
                 self.con.execute(
-                    f"""INSERT INTO new_rows
+                    f"""INSERT INTO plan_new_rows
                         SELECT ?, __pk, hash(?, [{cells}]), ?, [{cells}] FROM mt WHERE ({ident}) AND {value_ok}""",
                     [t.kind, schema, schema],
                 )
                 self.con.execute(
-                    f"""INSERT INTO set_aside
+                    f"""INSERT INTO plan_set_aside
                         SELECT ?, CASE WHEN NOT ({ident}) THEN 'no_usable_key' ELSE 'no_value' END, count(*)
                         FROM mt WHERE NOT (({ident}) AND {value_ok}) GROUP BY ALL""",
                     [t.kind],
@@ -281,47 +350,56 @@ class Planner:
     # -- the diff against Facebook's committed rows -------------------------------------------
 
     def _diff(self, plan: Plan, tp: TargetPlan) -> None:
-        n, add, rem = tp.tables
-        fb_id = tp.existing.fb_id if tp.existing else ""
-        mode = "mirror" if plan.full else self.audience.mode
+        """Adds: desired rows Facebook does not hold. Removes: rows of touched members that no one
+        wants any more, checked against the untouched members only for those few candidate rows
+        (not by hashing every row on Facebook)."""
+        n, touched = tp.desired, plan.relations.touched
+        fb = {"fb": tp.existing.fb_id if tp.existing else ""}
         c = self.con
         c.execute(
             f"CREATE OR REPLACE TEMP TABLE {n} AS "
-            "SELECT DISTINCT pk, row_fp, schema, payload FROM new_rows WHERE kind = ?",
+            "SELECT DISTINCT pk, row_fp, schema, payload FROM plan_new_rows WHERE kind = ?",
             [tp.target.kind],
         )
         tp.rows_without_key = c.execute(
-            "SELECT coalesce(sum(n), 0) FROM set_aside WHERE kind = ?", [tp.target.kind]
+            "SELECT coalesce(sum(n), 0) FROM plan_set_aside WHERE kind = ?", [tp.target.kind]
         ).fetchone()[0]
         on_fb = "SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb"
-        if plan.full:
+        if tp.replace:
             adds, removes = f"SELECT * FROM {n}", f"SELECT * FROM {n} LIMIT 0"
         else:
-            adds = f"SELECT * FROM {n} WHERE row_fp NOT IN ({on_fb})" + (" AND false" if mode == "delete" else "")
-            # Rows of touched members that no one wants any more, checked against the untouched
-            # members only for those few candidate rows (not by hashing every row on Facebook).
+            adds = f"SELECT * FROM {n} WHERE row_fp NOT IN ({on_fb})" + (" AND false" if plan.mode == "delete" else "")
             c.execute(
-                f"""CREATE OR REPLACE TEMP TABLE {rem}_cand AS
+                f"""CREATE OR REPLACE TEMP TABLE plan_remove_cand AS
                     SELECT pk, row_fp, schema, payload FROM st.fb_rows
-                    WHERE fb_id = $fb AND pk IN (SELECT pk FROM touched) AND row_fp NOT IN (SELECT row_fp FROM {n})""",
-                {"fb": fb_id},
+                    WHERE fb_id = $fb AND pk IN (SELECT pk FROM {touched})
+                      AND row_fp NOT IN (SELECT row_fp FROM {n})""",
+                fb,
             )
             removes = (
-                f"SELECT * FROM {rem}_cand WHERE row_fp NOT IN ("
-                f"SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb AND row_fp IN (SELECT row_fp FROM {rem}_cand) "
-                "AND pk NOT IN (SELECT pk FROM touched))"
+                "SELECT * FROM plan_remove_cand WHERE row_fp NOT IN ("
+                "SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb AND row_fp IN (SELECT row_fp FROM plan_remove_cand) "
+                f"AND pk NOT IN (SELECT pk FROM {touched}))"
             )
-        for table, select in ((add, adds), (rem, removes)):
-            c.execute(
-                f"CREATE OR REPLACE TEMP TABLE {table}_entries AS {select}", {"fb": fb_id} if "$fb" in select else []
-            )
-            c.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {_batched(c, f'{table}_entries')}")
+        for entries, table, select in (
+            (tp.add_entries, tp.add_batches, adds),
+            ("plan_remove_entries", tp.remove_batches, removes),
+        ):
+            c.execute(f"CREATE OR REPLACE TEMP TABLE {entries} AS {select}", fb if "$fb" in select else [])
+            c.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {_batched(c, entries)}")
         c.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {add}_entries AS
-                SELECT e.pk, e.row_fp, e.schema, e.payload, a.batch FROM {add}_entries e JOIN {add} a USING (row_fp)"""
+            f"""CREATE OR REPLACE TEMP TABLE {tp.add_entries} AS
+                SELECT e.pk, e.row_fp, e.schema, e.payload, a.batch
+                FROM {tp.add_entries} e JOIN {tp.add_batches} a USING (row_fp)"""
         )
-        tp.adds = c.execute(f"SELECT count(*) FROM {add}").fetchone()[0]
-        tp.removes = c.execute(f"SELECT count(*) FROM {rem}").fetchone()[0]
+        tp.adds = c.execute(f"SELECT count(*) FROM {tp.add_batches}").fetchone()[0]
+        tp.removes = c.execute(f"SELECT count(*) FROM {tp.remove_batches}").fetchone()[0]
+        if tp.replace and tp.existing is not None:
+            tp.removes = c.execute(
+                f"SELECT count(DISTINCT row_fp) FROM st.fb_rows "
+                f"WHERE fb_id = $fb AND row_fp NOT IN (SELECT row_fp FROM {n})",
+                fb,
+            ).fetchone()[0]
         if tp.existing is None:
             tp.members = c.execute(f"SELECT count(DISTINCT row_fp) FROM {n}").fetchone()[0]
 
@@ -359,4 +437,4 @@ def _facebook_ids(col: pa.ChunkedArray) -> pa.Array:
     return pa.array([v if v and v.isdigit() else None for v in values], pa.string())
 
 
-__all__ = ["IDENTITIES", "Plan", "PlanError", "Planner", "SourceError", "TargetPlan", "config_fingerprint"]
+__all__ = ["IDENTITIES", "Plan", "PlanError", "Planner", "Relations", "SourceError", "TargetPlan", "config_fingerprint"]

@@ -21,39 +21,11 @@ from typing import Any
 
 import duckdb
 
-SCHEMA_VERSION = "1"
+from audiencesync.state.ledger import Ledger
+from audiencesync.state.schema import migrate
+
 KEEP_RUNS = 500
 """Run reports kept per audience; the stream flusher runs every few seconds, so older ones go."""
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS st.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE IF NOT EXISTS st.fb_audiences (
-    audience_key VARCHAR NOT NULL,
-    kind VARCHAR NOT NULL,
-    fb_id VARCHAR NOT NULL,
-    name VARCHAR NOT NULL,
-    schema_kind VARCHAR NOT NULL,
-    is_value_based BOOLEAN NOT NULL,
-    created_at TIMESTAMP NOT NULL,
-    replace_pending BOOLEAN NOT NULL DEFAULT false,
-    PRIMARY KEY (audience_key, kind)
-);
-CREATE TABLE IF NOT EXISTS st.audience_state (
-    audience_key VARCHAR PRIMARY KEY,
-    config_fp VARCHAR NOT NULL,
-    last_success TIMESTAMP,
-    in_flight BOOLEAN NOT NULL DEFAULT false
-);
-CREATE TABLE IF NOT EXISTS st.source_rows (audience_key VARCHAR NOT NULL, pk VARCHAR NOT NULL, raw_fp UBIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS st.fb_rows (
-    fb_id VARCHAR NOT NULL, pk VARCHAR NOT NULL, row_fp UBIGINT NOT NULL,
-    schema VARCHAR NOT NULL, payload VARCHAR[] NOT NULL
-);
-CREATE TABLE IF NOT EXISTS st.runs (
-    run_id VARCHAR NOT NULL, audience_key VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL,
-    finished_at TIMESTAMP, status VARCHAR NOT NULL, report JSON
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -78,8 +50,8 @@ class StateStore:
         # Each acknowledged batch is a small commit; checkpointing the file after every few of them
         # would rewrite it again and again. The WAL keeps every commit durable in the meantime.
         self.con.execute("SET checkpoint_threshold = '512MB'")
-        self.con.execute(_DDL)
-        self._migrate()
+        migrate(self.con, str(self.path))
+        self.ledger = Ledger(self.con)
 
     @classmethod
     def sharing(cls, other: StateStore) -> StateStore:
@@ -87,6 +59,7 @@ class StateStore:
         store = cls.__new__(cls)
         store.path = other.path
         store.con = other.con.cursor()
+        store.ledger = Ledger(store.con)
         return store
 
     def close(self) -> None:
@@ -97,18 +70,6 @@ class StateStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _migrate(self) -> None:
-        found = self.get_meta("schema_version")
-        if found is None:
-            self.set_meta("schema_version", SCHEMA_VERSION)
-        elif found != SCHEMA_VERSION:
-            raise RuntimeError(f"state file {self.path} has schema {found}; this version needs {SCHEMA_VERSION}")
-        scheme = f"duckdb-hash:{duckdb.__version__}"
-        if self.get_meta("fp_scheme") not in (None, scheme):
-            self.con.execute("UPDATE st.fb_rows SET row_fp = hash(schema, payload)")
-            self.con.execute("DELETE FROM st.source_rows")
-        self.set_meta("fp_scheme", scheme)
 
     def get_meta(self, key: str) -> str | None:
         row = self.con.execute("SELECT value FROM st.meta WHERE key = ?", [key]).fetchone()
@@ -135,11 +96,21 @@ class StateStore:
         return found[0] if found else None
 
     def record_facebook_audience(
-        self, audience_key: str, kind: str, fb_id: str, name: str, schema_kind: str, is_value_based: bool
+        self,
+        audience_key: str,
+        kind: str,
+        fb_id: str,
+        name: str,
+        schema_kind: str,
+        is_value_based: bool,
+        *,
+        contents_unknown: bool = False,
     ) -> None:
+        """`contents_unknown`: found on Facebook, not created by us with this state (a lost state file,
+        another machine); Facebook may hold members we know nothing of, so it is to be replaced."""
         self.con.execute(
-            "INSERT OR REPLACE INTO st.fb_audiences VALUES (?, ?, ?, ?, ?, ?, ?, false)",
-            [audience_key, kind, fb_id, name, schema_kind, is_value_based, _now()],
+            "INSERT OR REPLACE INTO st.fb_audiences VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [audience_key, kind, fb_id, name, schema_kind, is_value_based, _now(), contents_unknown],
         )
 
     def set_replace_pending(self, audience_key: str, kind: str, pending: bool) -> None:
@@ -151,10 +122,11 @@ class StateStore:
     def forget_audience(self, audience_key: str) -> None:
         """After its Facebook audiences are deleted: nothing of it stays behind."""
         self.con.execute("BEGIN")
-        self.con.execute(
-            "DELETE FROM st.fb_rows WHERE fb_id IN (SELECT fb_id FROM st.fb_audiences WHERE audience_key = ?)",
-            [audience_key],
-        )
+        for table in ("fb_rows", "fb_pending", "replace_sessions"):
+            self.con.execute(
+                f"DELETE FROM st.{table} WHERE fb_id IN (SELECT fb_id FROM st.fb_audiences WHERE audience_key = ?)",
+                [audience_key],
+            )
         for table in ("fb_audiences", "audience_state", "source_rows"):
             self.con.execute(f"DELETE FROM st.{table} WHERE audience_key = ?", [audience_key])
         self.con.execute("COMMIT")
@@ -162,7 +134,8 @@ class StateStore:
     def forget_facebook_audience(self, audience_key: str, kind: str) -> None:
         fb = self.facebook_audience(audience_key, kind)
         if fb:
-            self.con.execute("DELETE FROM st.fb_rows WHERE fb_id = ?", [fb.fb_id])
+            for table in ("fb_rows", "fb_pending", "replace_sessions"):
+                self.con.execute(f"DELETE FROM st.{table} WHERE fb_id = ?", [fb.fb_id])
             self.con.execute("DELETE FROM st.fb_audiences WHERE audience_key = ? AND kind = ?", [audience_key, kind])
 
     def member_count(self, fb_id: str) -> int:
@@ -195,13 +168,6 @@ class StateStore:
             "SELECT in_flight FROM st.audience_state WHERE audience_key = ?", [audience_key]
         ).fetchall()
         return bool(row and row[0][0])
-
-    def set_in_flight(self, audience_key: str, config_fp: str) -> None:
-        self.con.execute(
-            """INSERT INTO st.audience_state VALUES (?, ?, NULL, true)
-               ON CONFLICT (audience_key) DO UPDATE SET in_flight = true""",
-            [audience_key, config_fp],
-        )
 
     # -- runs ---------------------------------------------------------------------------------
 

@@ -1,0 +1,248 @@
+"""The sync's bookkeeping: what each Facebook audience holds, what is in flight, the change cache.
+
+Three facts, three tables, and the rules that keep them honest:
+
+* `st.fb_rows`: rows Facebook acknowledged (added and not acknowledged removed since). A row enters
+  only after Facebook acknowledged its add and leaves only after it acknowledged its removal.
+* `st.fb_pending`: the intent. A batch's rows are written here *before* it is sent and leave in
+  the same transaction that records its acknowledgement. Whatever is left after a run (a kill, a
+  lost answer, an error past the retries) has an unknown outcome; the next run re-sends it before
+  planning (adds and removes are set operations, so re-sending is harmless) and only then trusts
+  `fb_rows`.
+* `st.source_rows`: a cache of one raw fingerprint per member, used to skip members that did not
+  change. It may only skip work when it cannot hide a difference, so a member's entry is made
+  stale (fingerprint 0, which no row has) *before* any of its rows is sent, and written again only
+  when every Facebook audience of the configured audience took the run's changes.
+
+The planner reads these tables; every write to them is here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class ReplaceSession:
+    """An open `usersreplace` session: resumed with `last_seq + 1` while Facebook keeps it open."""
+
+    session_id: int
+    last_seq: int
+    started_at: datetime
+
+
+class Ledger:
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    # -- the change cache ---------------------------------------------------------------------
+
+    def begin_changes(self, audience_key: str, config_fp: str, touched: str) -> None:
+        """Before the first send: the members whose rows may change are no longer trusted as cached."""
+        c = self.con
+        c.execute("BEGIN")
+        c.execute(
+            f"UPDATE st.source_rows SET raw_fp = 0 WHERE audience_key = ? AND raw_fp <> 0 "
+            f"AND pk IN (SELECT pk FROM {touched})",
+            [audience_key],
+        )
+        c.execute(
+            """INSERT INTO st.audience_state VALUES (?, ?, NULL, true)
+               ON CONFLICT (audience_key) DO UPDATE SET in_flight = true""",
+            [audience_key, config_fp],
+        )
+        c.execute("COMMIT")
+
+    def commit_source(self, audience_key: str, *, current: str, changed: str, deleted: str, touched: str) -> None:
+        """Every Facebook audience took its changes: the changed members' fingerprints are facts again."""
+        c = self.con
+        c.execute("BEGIN")
+        c.execute(
+            f"""DELETE FROM st.source_rows WHERE audience_key = ? AND (pk IN (SELECT pk FROM {changed})
+                OR pk IN (SELECT pk FROM {deleted} WHERE pk IN (SELECT pk FROM {touched})))""",
+            [audience_key],
+        )
+        c.execute(
+            f"INSERT INTO st.source_rows SELECT ?, pk, raw_fp FROM {current} WHERE pk IN (SELECT pk FROM {changed})",
+            [audience_key],
+        )
+        c.execute(
+            "UPDATE st.audience_state SET last_success = now(), in_flight = false WHERE audience_key = ?",
+            [audience_key],
+        )
+        c.execute("COMMIT")
+
+    def _mark_stale(self, audience_key: str, pks: str, params: list[object] | dict[str, object]) -> None:
+        """These members' rows on Facebook changed outside a complete run: plan them again next time."""
+        c = self.con
+        c.execute(
+            f"CREATE OR REPLACE TEMP TABLE ledger_stale AS SELECT DISTINCT pk FROM ({pks}) WHERE pk IS NOT NULL", params
+        )
+        c.execute(
+            "DELETE FROM st.source_rows WHERE audience_key = ? AND pk IN (SELECT pk FROM ledger_stale)", [audience_key]
+        )
+        c.execute("INSERT INTO st.source_rows SELECT ?, pk, 0 FROM ledger_stale", [audience_key])
+        c.execute("DROP TABLE ledger_stale")
+
+    # -- intents and acknowledgements ---------------------------------------------------------
+
+    def record_intent(self, fb_id: str, op: str, rows: str, batches: list[int]) -> None:
+        """The rows of these batches are about to be sent; `rows` has pk (or not), row_fp, schema, payload, batch."""
+        cols = {r[0] for r in self.con.execute(f"DESCRIBE {rows}").fetchall()}
+        pk = "pk" if "pk" in cols else "NULL"
+        self.con.execute(
+            f"INSERT INTO st.fb_pending SELECT ?, ?, {pk}, row_fp, schema, payload FROM {rows} "
+            "WHERE list_contains(?, batch)",
+            [fb_id, op, batches],
+        )
+
+    def commit_adds(self, fb_id: str, entries: str, batches: list[int]) -> None:
+        """Facebook acknowledged these add batches: their rows (with every member that needs them) are held."""
+        c = self.con
+        c.execute("BEGIN")
+        c.execute(
+            f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {entries} "
+            "WHERE list_contains(?, batch)",
+            [fb_id, batches],
+        )
+        self._clear_pending(fb_id, "add", f"SELECT row_fp FROM {entries} WHERE list_contains($batches, batch)", batches)
+        c.execute("COMMIT")
+
+    def commit_removes(self, audience_key: str, fb_id: str, removes: str, batches: list[int]) -> None:
+        """Facebook acknowledged these removals: the rows are gone, whoever held them."""
+        rows = f"SELECT row_fp FROM {removes} WHERE list_contains($batches, batch)"
+        c = self.con
+        c.execute("BEGIN")
+        self._drop_rows(audience_key, fb_id, rows, batches)
+        self._clear_pending(fb_id, "remove", rows, batches)
+        c.execute("COMMIT")
+
+    def _drop_rows(self, audience_key: str, fb_id: str, rows: str, batches: list[int]) -> None:
+        holders = (
+            f"SELECT pk FROM st.fb_rows WHERE fb_id = $fb AND row_fp IN ({rows}) "
+            "AND pk IN (SELECT pk FROM st.source_rows WHERE audience_key = $key AND raw_fp <> 0)"
+        )
+        self._mark_stale(audience_key, holders, {"fb": fb_id, "key": audience_key, "batches": batches})
+        self.con.execute(
+            f"DELETE FROM st.fb_rows WHERE fb_id = $fb AND row_fp IN ({rows})", {"fb": fb_id, "batches": batches}
+        )
+
+    def _clear_pending(self, fb_id: str, op: str, rows: str, batches: list[int]) -> None:
+        self.con.execute(
+            f"DELETE FROM st.fb_pending WHERE fb_id = $fb AND op = $op AND row_fp IN ({rows})",
+            {"fb": fb_id, "op": op, "batches": batches},
+        )
+
+    def settle_unsent(self, fb_id: str, *, mode: str, desired: str, adds: str, removes: str, touched: str) -> None:
+        """State-only moves that need no call: a row that stays on Facebook changes owner."""
+        c = self.con
+        c.execute("BEGIN")
+        c.execute(
+            f"DELETE FROM st.fb_rows WHERE fb_id = ? AND pk IN (SELECT pk FROM {touched}) "
+            f"AND row_fp NOT IN (SELECT row_fp FROM {removes})",
+            [fb_id],
+        )
+        if mode == "delete":
+            # Nothing is added in delete mode; a member still needing a row already there holds it.
+            c.execute(
+                f"""INSERT INTO st.fb_rows SELECT $fb, pk, row_fp, schema, payload FROM {desired}
+                    WHERE row_fp IN (SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb)
+                      AND (pk, row_fp) NOT IN (SELECT (pk, row_fp) FROM st.fb_rows WHERE fb_id = $fb)""",
+                {"fb": fb_id},
+            )
+        else:
+            c.execute(
+                f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {desired} "
+                f"WHERE row_fp NOT IN (SELECT row_fp FROM {adds})",
+                [fb_id],
+            )
+        c.execute("COMMIT")
+
+    # -- batches whose outcome is unknown -----------------------------------------------------
+
+    def pending_count(self, fb_id: str, op: str) -> int:
+        return self.con.execute(
+            "SELECT count(DISTINCT row_fp) FROM st.fb_pending WHERE fb_id = ? AND op = ?", [fb_id, op]
+        ).fetchone()[0]
+
+    def stage_pending(self, fb_id: str, op: str, table: str, batch_rows: int) -> None:
+        """The unknown-outcome rows of one kind as sendable batches (one schema per batch)."""
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {table} AS
+                SELECT row_fp, schema, any_value(payload) AS payload,
+                       dense_rank() OVER (ORDER BY schema) * 100000000
+                       + (row_number() OVER (PARTITION BY schema ORDER BY row_fp) - 1) // {batch_rows} AS batch
+                FROM st.fb_pending WHERE fb_id = ? AND op = ? GROUP BY row_fp, schema""",
+            [fb_id, op],
+        )
+
+    def commit_recovered(self, audience_key: str, fb_id: str, op: str, table: str, batches: list[int]) -> None:
+        """A re-sent unknown batch was acknowledged: record its outcome and re-plan its members."""
+        rows = f"SELECT row_fp FROM {table} WHERE list_contains($batches, batch)"
+        params = {"fb": fb_id, "op": op, "batches": batches}
+        c = self.con
+        c.execute("BEGIN")
+        if op == "add":
+            c.execute(
+                f"""INSERT INTO st.fb_rows SELECT DISTINCT fb_id, pk, row_fp, schema, payload FROM st.fb_pending
+                    WHERE fb_id = $fb AND op = $op AND pk IS NOT NULL AND row_fp IN ({rows})
+                      AND (pk, row_fp) NOT IN (SELECT (pk, row_fp) FROM st.fb_rows WHERE fb_id = $fb)""",
+                params,
+            )
+            self._mark_stale(
+                audience_key,
+                f"SELECT pk FROM st.fb_pending WHERE fb_id = $fb AND op = $op AND row_fp IN ({rows})",
+                params,
+            )
+        else:
+            self._drop_rows(audience_key, fb_id, rows, batches)
+        self._clear_pending(fb_id, op, rows, batches)
+        c.execute("COMMIT")
+
+    # -- replace sessions ---------------------------------------------------------------------
+
+    def replace_session(self, fb_id: str) -> ReplaceSession | None:
+        row = self.con.execute(
+            "SELECT session_id, last_seq, started_at FROM st.replace_sessions WHERE fb_id = ?", [fb_id]
+        ).fetchone()
+        return ReplaceSession(*row) if row else None
+
+    def start_replace(self, fb_id: str, session_id: int) -> None:
+        c = self.con
+        c.execute("BEGIN")
+        c.execute("DELETE FROM st.fb_pending WHERE fb_id = ? AND op = 'replace'", [fb_id])
+        c.execute("INSERT OR REPLACE INTO st.replace_sessions VALUES (?, ?, 0, ?)", [fb_id, session_id, _now()])
+        c.execute("COMMIT")
+
+    def advance_replace(self, fb_id: str, seq: int) -> None:
+        self.con.execute("UPDATE st.replace_sessions SET last_seq = ? WHERE fb_id = ?", [seq, fb_id])
+
+    def finish_replace(self, audience_key: str, kind: str, fb_id: str, desired: str) -> int:
+        """Facebook took the last batch: it holds what the session sent, this run's rows and any an
+        earlier part of a resumed session sent. The latter are kept (and re-planned) so the next
+        pass removes them. Returns how many such rows there are."""
+        c = self.con
+        c.execute("BEGIN")
+        c.execute("DELETE FROM st.fb_rows WHERE fb_id = ?", [fb_id])
+        c.execute(f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {desired}", [fb_id])
+        extra = f"""SELECT DISTINCT pk, row_fp, schema, payload FROM st.fb_pending
+                    WHERE fb_id = $fb AND op = 'replace' AND pk IS NOT NULL
+                      AND row_fp NOT IN (SELECT row_fp FROM {desired})"""
+        n = c.execute(f"SELECT count(DISTINCT row_fp) FROM ({extra})", {"fb": fb_id}).fetchone()[0]
+        c.execute(f"INSERT INTO st.fb_rows SELECT $fb, pk, row_fp, schema, payload FROM ({extra})", {"fb": fb_id})
+        self._mark_stale(audience_key, f"SELECT pk FROM ({extra})", {"fb": fb_id})
+        c.execute("DELETE FROM st.fb_pending WHERE fb_id = ? AND op = 'replace'", [fb_id])
+        c.execute("DELETE FROM st.replace_sessions WHERE fb_id = ?", [fb_id])
+        c.execute(
+            "UPDATE st.fb_audiences SET replace_pending = false WHERE audience_key = ? AND kind = ?",
+            [audience_key, kind],
+        )
+        c.execute("COMMIT")
+        return int(n)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
