@@ -184,7 +184,6 @@ def _baseline(cfg_path: Path) -> None:
     """Plan the whole source and commit it as acknowledged: the state a previous sync would leave."""
     from audiencesync.config import load_config
     from audiencesync.extract.source import QuerySource
-    from audiencesync.pipeline import _commit_source
     from audiencesync.plan.planner import Planner
     from audiencesync.state import StateStore
 
@@ -195,9 +194,10 @@ def _baseline(cfg_path: Path) -> None:
         for tp in plan.targets:
             store.record_facebook_audience(a.key, tp.target.kind, "900000000000001", tp.target.name, "multi", False)
             store.con.execute(
-                f"INSERT INTO st.fb_rows SELECT '900000000000001', pk, row_fp, schema, payload FROM {tp.tables[0]}"
+                f"INSERT INTO st.fb_rows SELECT '900000000000001', pk, row_fp, schema, payload FROM {tp.desired}"
             )
-        _commit_source(store, a)
+        r = plan.relations
+        store.ledger.commit_source(a.key, current=r.current, changed=r.changed, deleted=r.deleted, touched=r.touched)
 
 
 def _plan_once(cfg_path: str) -> None:

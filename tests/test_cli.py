@@ -70,3 +70,21 @@ def test_missing_column_is_named_and_nothing_is_sent(ws):
     report = json.loads(result.output)["audiences"][0]
     assert report["status"] == "failed" and "primary_key" in report["error"] and "cust_no" in report["error"]
     assert ws.requests() == []
+
+
+def test_status_shows_unsettled_batches_and_the_guard_refusal_exits_non_zero(ws):
+    rows = [person(i) for i in range(40)]
+    ws.write_rows(rows)
+    ws.config([{"name": "VIP customers", "forward": ["email"]}], guard={})
+    assert invoke(ws, "sync").exit_code == 0
+
+    ws.write_rows(rows[30:])
+    refused = invoke(ws, "sync")
+    assert refused.exit_code != 0
+    assert "remove 30 of the 40 members" in refused.output and "--force" in refused.output
+
+    ws.fault(method="DELETE", path=r"/users$", count=100, drop="after")
+    failed = invoke(ws, "sync", "--force")
+    assert failed.exit_code != 0
+    status = invoke(ws, "status")
+    assert "30 rows sent without a recorded answer" in " ".join(status.output.split())

@@ -7,7 +7,7 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from audiencesync.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from audiencesync.state.store import FacebookAudience, StateStore
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Keep Meta Custom Audiences in step with your data.")
 audiences_app = typer.Typer(no_args_is_help=True, help="List or delete the Facebook audiences this project manages.")
@@ -123,9 +126,11 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
     cfg = _config(config)
     with StateStore(cfg.state) as store:
-        table = Table("audience", "Facebook audience", "id", "kind", "members")
+        table = Table("audience", "Facebook audience", "id", "kind", "members", "to settle")
         for fb in store.facebook_audiences():
-            table.add_row(fb.audience_key, fb.name, fb.fb_id, fb.kind, f"{store.member_count(fb.fb_id):,}")
+            table.add_row(
+                fb.audience_key, fb.name, fb.fb_id, fb.kind, f"{store.member_count(fb.fb_id):,}", _to_settle(store, fb)
+            )
         console.print(table)
         runs = Table("audience", "last run", "status", "note")
         for r in store.last_runs():
@@ -141,6 +146,19 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                 f"[yellow]{key}: no longer in the config; `audiencesync audiences delete {key}` "
                 "deletes its Facebook audiences[/yellow]"
             )
+
+
+def _to_settle(store: StateStore, fb: FacebookAudience) -> str:
+    """What the next sync does before anything else, so `status` never looks clean when it is not."""
+    notes = []
+    unknown = store.ledger.pending_count(fb.fb_id, "add") + store.ledger.pending_count(fb.fb_id, "remove")
+    if unknown:
+        notes.append(f"{unknown:,} rows sent without a recorded answer: re-sent next run")
+    if store.ledger.replace_session(fb.fb_id):
+        notes.append("a replace session was interrupted: resumed next run")
+    elif fb.replace_pending:
+        notes.append("contents unknown to this state: replaced by the next mirror run")
+    return "; ".join(notes)
 
 
 @audiences_app.command("list")

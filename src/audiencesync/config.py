@@ -88,6 +88,9 @@ class SourceSettings(_Strict):
 
     type: Literal["duckdb", "sqlite", "dbapi", "stream"] = "duckdb"
     path: str | None = None
+    bad_rows: Literal["fail", "skip"] = "fail"
+    """A CSV row that does not parse (ragged, unconvertible): stop the audience (`fail`), or set it
+    aside, count it in the report and go on (`skip`). A broken quote always stops it."""
     driver: str | None = None
     connect: dict[str, Any] | str | None = Field(None, repr=False)
 

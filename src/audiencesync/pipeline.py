@@ -6,12 +6,15 @@ An audience that fails stops with a clear message in its report while the others
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
+
+import duckdb
 
 from audiencesync.config import AudienceSettings, Config, SourceSettings
 from audiencesync.extract.source import QuerySource, SourceError
@@ -142,7 +145,11 @@ def sync_audience(
         run.go(dry_run=dry_run, full_refresh=full_refresh)
     except (PlanError, SourceError) as e:
         rep.status, rep.error = "failed", str(e)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, duckdb.InterruptException, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and str(e) != "Query interrupted":
+            raise  # DuckDB turns a Ctrl-C during a query into this RuntimeError; anything else is a bug
+        with contextlib.suppress(duckdb.Error):
+            store.con.execute("ROLLBACK")  # in case Ctrl-C landed inside a statement's transaction
         rep.status = "interrupted"
         rep.error = (
             f"interrupted (Ctrl-C) after Facebook acknowledged {acked[0]:,} batches; they are recorded, "
@@ -194,7 +201,7 @@ class _Run:
 
     def go(self, *, dry_run: bool, full_refresh: bool) -> None:
         a, rep = self.a, self.rep
-        source = QuerySource(self.store.con, a.source, self.src, a.query or "")
+        source = QuerySource(self.store.con, a.source, self.src, a.query or "", bad_rows=self.src.bad_rows)
         planner = Planner(self.store, source, a)
         if not dry_run:
             try:
@@ -205,6 +212,7 @@ class _Run:
                 return
         plan = planner.plan(full_refresh=full_refresh)
         _fill(rep, plan)
+        rep.rows_set_aside = source.set_aside_counts()
         refused = None if self.force else refusal(plan, self.config.guard_for(a), self.store.member_count)
         if refused:
             rep.status, rep.error = "refused", refused

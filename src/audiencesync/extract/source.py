@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,6 +16,10 @@ import duckdb
 import pyarrow as pa
 
 from audiencesync.config import SourceSettings
+from audiencesync.extract.csv_guard import BadRow, BadRowsMode, CsvCheckError, guard_csv_reads
+from audiencesync.extract.masking import mask_error
+
+__all__ = ["BadRow", "BadRowsMode", "QuerySource", "SourceError", "quote_ident"]
 
 
 class SourceError(RuntimeError):
@@ -22,12 +27,30 @@ class SourceError(RuntimeError):
 
 
 class QuerySource:
-    """A SQL query over DuckDB (in memory, reading CSV/Parquet/JSON files, or a database file)."""
+    """A SQL query over DuckDB (in memory, reading CSV/Parquet/JSON files, or a database file).
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, settings: SourceSettings, query: str):
+    Every CSV read in the query is checked before anything is read (`csv_guard`): a file that does
+    not parse cleanly is a `SourceError` naming the file, the line and why, never a silently
+    different table. With `bad_rows="skip"` rows with the wrong number of values (or a value that
+    does not convert to a typed column) are set aside instead and the rest is read; `set_aside`
+    says which (file, line, reason; never their content) and `set_aside_counts()` how many by reason.
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        settings: SourceSettings,
+        query: str,
+        *,
+        bad_rows: BadRowsMode = "fail",
+    ):
         self.con = con
+        self.name = name
         self.query = query.strip().rstrip(";")
         self.catalog = "memory"
+        self.bad_rows: BadRowsMode = bad_rows
+        self.set_aside: tuple[BadRow, ...] = ()
         if settings.type in ("sqlite", "dbapi"):
             self.query = f"SELECT * FROM {_stage_from_driver(con, name, settings, self.query)}"
         elif settings.path:
@@ -38,7 +61,22 @@ class QuerySource:
                 try:
                     con.execute(f"ATTACH '{path}' AS {self.catalog} (READ_ONLY)")
                 except duckdb.Error as e:
-                    raise SourceError(f"source {name!r}: cannot open {settings.path}: {_first_line(e)}") from None
+                    raise SourceError(f"source {name!r}: cannot open {settings.path}: {mask_error(e)}") from None
+        if settings.type not in ("sqlite", "dbapi"):
+            self._guard_csv()
+
+    def _guard_csv(self) -> None:
+        """Check the query's CSV reads and read through the checked, pinned versions from now on."""
+        with self.scope():
+            try:
+                guarded = guard_csv_reads(self.con, self.query, bad_rows=self.bad_rows)
+            except CsvCheckError as e:
+                raise SourceError(f"source {self.name!r}: {e}") from None
+        self.query, self.set_aside = guarded.query, guarded.set_aside
+
+    def set_aside_counts(self) -> dict[str, int]:
+        """Rows set aside by reason code (`too_many_values`, `too_few_values`, ...); empty unless skipping."""
+        return dict(Counter(row.reason for row in self.set_aside))
 
     @contextmanager
     def scope(self) -> Iterator[None]:
@@ -54,7 +92,7 @@ class QuerySource:
             try:
                 return [d[0] for d in self.con.execute(f"DESCRIBE {self.subquery()}").fetchall()]
             except duckdb.Error as e:
-                raise SourceError(f"the query failed: {_first_line(e)}") from None
+                raise SourceError(f"the query failed: {mask_error(e)}") from None
 
     def subquery(self) -> str:
         return f"({self.query})"
@@ -64,7 +102,7 @@ class QuerySource:
             try:
                 return self.con.execute(sql, params or [])
             except duckdb.Error as e:
-                raise SourceError(f"the query failed: {_first_line(e)}") from None
+                raise SourceError(f"the query failed: {mask_error(e)}") from None
 
     def batches(self, sql: str, rows_per_batch: int = 250_000) -> Iterator[pa.Table]:
         """The query's rows in Arrow tables, staged first so the connection stays free between them.
@@ -101,7 +139,7 @@ def _stage_from_driver(con: duckdb.DuckDBPyConnection, name: str, settings: Sour
         try:
             cur.execute(query)
         except Exception as e:
-            raise SourceError(f"source {name!r}: the query failed ({type(e).__name__}: {_first_line(e)})") from None
+            raise SourceError(f"source {name!r}: the query failed ({type(e).__name__}: {mask_error(e)})") from None
         columns = [d[0] for d in cur.description]
         con.execute(f"DROP TABLE IF EXISTS {table}")
         con.execute(f"CREATE TEMP TABLE {table} ({', '.join(f'{quote_ident(c)} VARCHAR' for c in columns)})")
@@ -126,8 +164,3 @@ def _text(value: object) -> str | None:
 
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _first_line(e: Exception) -> str:
-    """DuckDB quotes offending values in its messages; those may be PII, so they are masked."""
-    return re.sub(r"'[^']*'", "'…'", str(e).splitlines()[0])[:300]

@@ -37,6 +37,8 @@ class AudienceReport:
     dry_run: bool = False
     rows_read: int = 0
     rows_without_primary_key: int = 0
+    rows_set_aside: dict[str, int] = field(default_factory=dict)
+    """Source rows that did not parse, by reason (`bad_rows: skip`)."""
     members: int = 0
     changed: int = 0
     removed_from_source: int = 0
@@ -78,6 +80,9 @@ def render(report: RunReport, console: Console | None = None) -> None:
             f"left the source {a.removed_from_source:,}  normalized {a.normalized:,}"
             + (f"  without primary key {a.rows_without_primary_key:,}" if a.rows_without_primary_key else "")
         )
+        if a.rows_set_aside:
+            reasons = ", ".join(f"{n:,} {why.replace('_', ' ')}" for why, n in sorted(a.rows_set_aside.items()))
+            console.print(f"  [yellow]rows set aside (did not parse): {reasons}[/yellow]")
         if a.keys_found or a.invalid:
             keys = Table("key", "found", "empty", "invalid", "reasons", box=None, padding=(0, 2))
             for k in sorted(set(a.keys_found) | set(a.invalid) | set(a.empty)):

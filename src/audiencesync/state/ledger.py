@@ -19,6 +19,8 @@ The planner reads these tables; every write to them is here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -38,42 +40,53 @@ class Ledger:
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction that is rolled back on any exception, Ctrl-C included: a half-written
+        acknowledgement is never kept, and its intent still tells the next run to re-send."""
+        self.con.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
     # -- the change cache ---------------------------------------------------------------------
 
     def begin_changes(self, audience_key: str, config_fp: str, touched: str) -> None:
         """Before the first send: the members whose rows may change are no longer trusted as cached."""
         c = self.con
-        c.execute("BEGIN")
-        c.execute(
-            f"UPDATE st.source_rows SET raw_fp = 0 WHERE audience_key = ? AND raw_fp <> 0 "
-            f"AND pk IN (SELECT pk FROM {touched})",
-            [audience_key],
-        )
-        c.execute(
-            """INSERT INTO st.audience_state VALUES (?, ?, NULL, true)
-               ON CONFLICT (audience_key) DO UPDATE SET in_flight = true""",
-            [audience_key, config_fp],
-        )
-        c.execute("COMMIT")
+        with self.transaction():
+            c.execute(
+                f"UPDATE st.source_rows SET raw_fp = 0 WHERE audience_key = ? AND raw_fp <> 0 "
+                f"AND pk IN (SELECT pk FROM {touched})",
+                [audience_key],
+            )
+            c.execute(
+                """INSERT INTO st.audience_state VALUES (?, ?, NULL, true)
+                   ON CONFLICT (audience_key) DO UPDATE SET in_flight = true""",
+                [audience_key, config_fp],
+            )
 
     def commit_source(self, audience_key: str, *, current: str, changed: str, deleted: str, touched: str) -> None:
         """Every Facebook audience took its changes: the changed members' fingerprints are facts again."""
         c = self.con
-        c.execute("BEGIN")
-        c.execute(
-            f"""DELETE FROM st.source_rows WHERE audience_key = ? AND (pk IN (SELECT pk FROM {changed})
-                OR pk IN (SELECT pk FROM {deleted} WHERE pk IN (SELECT pk FROM {touched})))""",
-            [audience_key],
-        )
-        c.execute(
-            f"INSERT INTO st.source_rows SELECT ?, pk, raw_fp FROM {current} WHERE pk IN (SELECT pk FROM {changed})",
-            [audience_key],
-        )
-        c.execute(
-            "UPDATE st.audience_state SET last_success = now(), in_flight = false WHERE audience_key = ?",
-            [audience_key],
-        )
-        c.execute("COMMIT")
+        with self.transaction():
+            c.execute(
+                f"""DELETE FROM st.source_rows WHERE audience_key = ? AND (pk IN (SELECT pk FROM {changed})
+                    OR pk IN (SELECT pk FROM {deleted} WHERE pk IN (SELECT pk FROM {touched})))""",
+                [audience_key],
+            )
+            c.execute(
+                f"INSERT INTO st.source_rows SELECT ?, pk, raw_fp FROM {current} "
+                f"WHERE pk IN (SELECT pk FROM {changed})",
+                [audience_key],
+            )
+            c.execute(
+                "UPDATE st.audience_state SET last_success = now(), in_flight = false WHERE audience_key = ?",
+                [audience_key],
+            )
 
     def _mark_stale(self, audience_key: str, pks: str, params: list[object] | dict[str, object]) -> None:
         """These members' rows on Facebook changed outside a complete run: plan them again next time."""
@@ -102,23 +115,22 @@ class Ledger:
     def commit_adds(self, fb_id: str, entries: str, batches: list[int]) -> None:
         """Facebook acknowledged these add batches: their rows (with every member that needs them) are held."""
         c = self.con
-        c.execute("BEGIN")
-        c.execute(
-            f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {entries} "
-            "WHERE list_contains(?, batch)",
-            [fb_id, batches],
-        )
-        self._clear_pending(fb_id, "add", f"SELECT row_fp FROM {entries} WHERE list_contains($batches, batch)", batches)
-        c.execute("COMMIT")
+        with self.transaction():
+            c.execute(
+                f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {entries} "
+                "WHERE list_contains(?, batch)",
+                [fb_id, batches],
+            )
+            self._clear_pending(
+                fb_id, "add", f"SELECT row_fp FROM {entries} WHERE list_contains($batches, batch)", batches
+            )
 
     def commit_removes(self, audience_key: str, fb_id: str, removes: str, batches: list[int]) -> None:
         """Facebook acknowledged these removals: the rows are gone, whoever held them."""
         rows = f"SELECT row_fp FROM {removes} WHERE list_contains($batches, batch)"
-        c = self.con
-        c.execute("BEGIN")
-        self._drop_rows(audience_key, fb_id, rows, batches)
-        self._clear_pending(fb_id, "remove", rows, batches)
-        c.execute("COMMIT")
+        with self.transaction():
+            self._drop_rows(audience_key, fb_id, rows, batches)
+            self._clear_pending(fb_id, "remove", rows, batches)
 
     def _drop_rows(self, audience_key: str, fb_id: str, rows: str, batches: list[int]) -> None:
         holders = (
@@ -139,27 +151,26 @@ class Ledger:
     def settle_unsent(self, fb_id: str, *, mode: str, desired: str, adds: str, removes: str, touched: str) -> None:
         """State-only moves that need no call: a row that stays on Facebook changes owner."""
         c = self.con
-        c.execute("BEGIN")
-        c.execute(
-            f"DELETE FROM st.fb_rows WHERE fb_id = ? AND pk IN (SELECT pk FROM {touched}) "
-            f"AND row_fp NOT IN (SELECT row_fp FROM {removes})",
-            [fb_id],
-        )
-        if mode == "delete":
-            # Nothing is added in delete mode; a member still needing a row already there holds it.
+        with self.transaction():
             c.execute(
-                f"""INSERT INTO st.fb_rows SELECT $fb, pk, row_fp, schema, payload FROM {desired}
-                    WHERE row_fp IN (SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb)
-                      AND (pk, row_fp) NOT IN (SELECT (pk, row_fp) FROM st.fb_rows WHERE fb_id = $fb)""",
-                {"fb": fb_id},
-            )
-        else:
-            c.execute(
-                f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {desired} "
-                f"WHERE row_fp NOT IN (SELECT row_fp FROM {adds})",
+                f"DELETE FROM st.fb_rows WHERE fb_id = ? AND pk IN (SELECT pk FROM {touched}) "
+                f"AND row_fp NOT IN (SELECT row_fp FROM {removes})",
                 [fb_id],
             )
-        c.execute("COMMIT")
+            if mode == "delete":
+                # Nothing is added in delete mode; a member still needing a row already there holds it.
+                c.execute(
+                    f"""INSERT INTO st.fb_rows SELECT $fb, pk, row_fp, schema, payload FROM {desired}
+                        WHERE row_fp IN (SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb)
+                          AND (pk, row_fp) NOT IN (SELECT (pk, row_fp) FROM st.fb_rows WHERE fb_id = $fb)""",
+                    {"fb": fb_id},
+                )
+            else:
+                c.execute(
+                    f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {desired} "
+                    f"WHERE row_fp NOT IN (SELECT row_fp FROM {adds})",
+                    [fb_id],
+                )
 
     # -- batches whose outcome is unknown -----------------------------------------------------
 
@@ -184,23 +195,22 @@ class Ledger:
         rows = f"SELECT row_fp FROM {table} WHERE list_contains($batches, batch)"
         params = {"fb": fb_id, "op": op, "batches": batches}
         c = self.con
-        c.execute("BEGIN")
-        if op == "add":
-            c.execute(
-                f"""INSERT INTO st.fb_rows SELECT DISTINCT fb_id, pk, row_fp, schema, payload FROM st.fb_pending
-                    WHERE fb_id = $fb AND op = $op AND pk IS NOT NULL AND row_fp IN ({rows})
-                      AND (pk, row_fp) NOT IN (SELECT (pk, row_fp) FROM st.fb_rows WHERE fb_id = $fb)""",
-                params,
-            )
-            self._mark_stale(
-                audience_key,
-                f"SELECT pk FROM st.fb_pending WHERE fb_id = $fb AND op = $op AND row_fp IN ({rows})",
-                params,
-            )
-        else:
-            self._drop_rows(audience_key, fb_id, rows, batches)
-        self._clear_pending(fb_id, op, rows, batches)
-        c.execute("COMMIT")
+        with self.transaction():
+            if op == "add":
+                c.execute(
+                    f"""INSERT INTO st.fb_rows SELECT DISTINCT fb_id, pk, row_fp, schema, payload FROM st.fb_pending
+                        WHERE fb_id = $fb AND op = $op AND pk IS NOT NULL AND row_fp IN ({rows})
+                          AND (pk, row_fp) NOT IN (SELECT (pk, row_fp) FROM st.fb_rows WHERE fb_id = $fb)""",
+                    params,
+                )
+                self._mark_stale(
+                    audience_key,
+                    f"SELECT pk FROM st.fb_pending WHERE fb_id = $fb AND op = $op AND row_fp IN ({rows})",
+                    params,
+                )
+            else:
+                self._drop_rows(audience_key, fb_id, rows, batches)
+            self._clear_pending(fb_id, op, rows, batches)
 
     # -- replace sessions ---------------------------------------------------------------------
 
@@ -212,10 +222,9 @@ class Ledger:
 
     def start_replace(self, fb_id: str, session_id: int) -> None:
         c = self.con
-        c.execute("BEGIN")
-        c.execute("DELETE FROM st.fb_pending WHERE fb_id = ? AND op = 'replace'", [fb_id])
-        c.execute("INSERT OR REPLACE INTO st.replace_sessions VALUES (?, ?, 0, ?)", [fb_id, session_id, _now()])
-        c.execute("COMMIT")
+        with self.transaction():
+            c.execute("DELETE FROM st.fb_pending WHERE fb_id = ? AND op = 'replace'", [fb_id])
+            c.execute("INSERT OR REPLACE INTO st.replace_sessions VALUES (?, ?, 0, ?)", [fb_id, session_id, _now()])
 
     def advance_replace(self, fb_id: str, seq: int) -> None:
         self.con.execute("UPDATE st.replace_sessions SET last_seq = ? WHERE fb_id = ?", [seq, fb_id])
@@ -225,22 +234,21 @@ class Ledger:
         earlier part of a resumed session sent. The latter are kept (and re-planned) so the next
         pass removes them. Returns how many such rows there are."""
         c = self.con
-        c.execute("BEGIN")
-        c.execute("DELETE FROM st.fb_rows WHERE fb_id = ?", [fb_id])
-        c.execute(f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {desired}", [fb_id])
-        extra = f"""SELECT DISTINCT pk, row_fp, schema, payload FROM st.fb_pending
-                    WHERE fb_id = $fb AND op = 'replace' AND pk IS NOT NULL
-                      AND row_fp NOT IN (SELECT row_fp FROM {desired})"""
-        n = c.execute(f"SELECT count(DISTINCT row_fp) FROM ({extra})", {"fb": fb_id}).fetchone()[0]
-        c.execute(f"INSERT INTO st.fb_rows SELECT $fb, pk, row_fp, schema, payload FROM ({extra})", {"fb": fb_id})
-        self._mark_stale(audience_key, f"SELECT pk FROM ({extra})", {"fb": fb_id})
-        c.execute("DELETE FROM st.fb_pending WHERE fb_id = ? AND op = 'replace'", [fb_id])
-        c.execute("DELETE FROM st.replace_sessions WHERE fb_id = ?", [fb_id])
-        c.execute(
-            "UPDATE st.fb_audiences SET replace_pending = false WHERE audience_key = ? AND kind = ?",
-            [audience_key, kind],
-        )
-        c.execute("COMMIT")
+        with self.transaction():
+            c.execute("DELETE FROM st.fb_rows WHERE fb_id = ?", [fb_id])
+            c.execute(f"INSERT INTO st.fb_rows SELECT ?, pk, row_fp, schema, payload FROM {desired}", [fb_id])
+            extra = f"""SELECT DISTINCT pk, row_fp, schema, payload FROM st.fb_pending
+                        WHERE fb_id = $fb AND op = 'replace' AND pk IS NOT NULL
+                          AND row_fp NOT IN (SELECT row_fp FROM {desired})"""
+            n = c.execute(f"SELECT count(DISTINCT row_fp) FROM ({extra})", {"fb": fb_id}).fetchone()[0]
+            c.execute(f"INSERT INTO st.fb_rows SELECT $fb, pk, row_fp, schema, payload FROM ({extra})", {"fb": fb_id})
+            self._mark_stale(audience_key, f"SELECT pk FROM ({extra})", {"fb": fb_id})
+            c.execute("DELETE FROM st.fb_pending WHERE fb_id = ? AND op = 'replace'", [fb_id])
+            c.execute("DELETE FROM st.replace_sessions WHERE fb_id = ?", [fb_id])
+            c.execute(
+                "UPDATE st.fb_audiences SET replace_pending = false WHERE audience_key = ? AND kind = ?",
+                [audience_key, kind],
+            )
         return int(n)
 
 

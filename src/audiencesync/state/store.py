@@ -121,15 +121,14 @@ class StateStore:
 
     def forget_audience(self, audience_key: str) -> None:
         """After its Facebook audiences are deleted: nothing of it stays behind."""
-        self.con.execute("BEGIN")
-        for table in ("fb_rows", "fb_pending", "replace_sessions"):
-            self.con.execute(
-                f"DELETE FROM st.{table} WHERE fb_id IN (SELECT fb_id FROM st.fb_audiences WHERE audience_key = ?)",
-                [audience_key],
-            )
-        for table in ("fb_audiences", "audience_state", "source_rows"):
-            self.con.execute(f"DELETE FROM st.{table} WHERE audience_key = ?", [audience_key])
-        self.con.execute("COMMIT")
+        with self.ledger.transaction():
+            for table in ("fb_rows", "fb_pending", "replace_sessions"):
+                self.con.execute(
+                    f"DELETE FROM st.{table} WHERE fb_id IN (SELECT fb_id FROM st.fb_audiences WHERE audience_key = ?)",
+                    [audience_key],
+                )
+            for table in ("fb_audiences", "audience_state", "source_rows"):
+                self.con.execute(f"DELETE FROM st.{table} WHERE audience_key = ?", [audience_key])
 
     def forget_facebook_audience(self, audience_key: str, kind: str) -> None:
         fb = self.facebook_audience(audience_key, kind)
