@@ -33,6 +33,9 @@ audiences:
     min_size: 100
 """
 
+ENV = {"META_ACCESS_TOKEN": "t", "META_APP_SECRET": "app-s3cret"}
+"""Every variable the example names: a written `${VAR}` that is not set is an error."""
+
 
 def write(tmp_path: Path, text: str) -> Path:
     p = tmp_path / "audiencesync.yml"
@@ -41,9 +44,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_issue_example_loads_as_written(tmp_path):
-    cfg = load_config(write(tmp_path, EXAMPLE), env={"META_ACCESS_TOKEN": "tok-123"})
+    cfg = load_config(write(tmp_path, EXAMPLE), env={**ENV, "META_ACCESS_TOKEN": "tok-123"})
     assert cfg.meta.access_token == "tok-123"
-    assert cfg.meta.app_secret is None  # optional and unset: left unset
+    assert cfg.meta.app_secret == "app-s3cret"
     assert cfg.meta.ad_account_id == "1234567890"
     a = cfg.audiences[0]
     assert a.key == "vip_customers"
@@ -52,9 +55,7 @@ def test_issue_example_loads_as_written(tmp_path):
 
 
 def test_act_prefix_is_optional(tmp_path):
-    cfg = load_config(
-        write(tmp_path, EXAMPLE.replace('"1234567890"', '"act_1234567890"')), env={"META_ACCESS_TOKEN": "t"}
-    )
+    cfg = load_config(write(tmp_path, EXAMPLE.replace('"1234567890"', '"act_1234567890"')), env=ENV)
     assert cfg.meta.ad_account_id == "1234567890"
 
 
@@ -79,7 +80,7 @@ def test_unset_required_variable_names_setting_not_value(tmp_path):
 )
 def test_bad_settings_are_named(tmp_path, change, expected):
     with pytest.raises(ConfigError) as e:
-        load_config(write(tmp_path, EXAMPLE.replace(*change)), env={"META_ACCESS_TOKEN": "secret-token"})
+        load_config(write(tmp_path, EXAMPLE.replace(*change)), env={**ENV, "META_ACCESS_TOKEN": "secret-token"})
     assert expected in str(e.value)
     assert "secret-token" not in str(e.value)
 
@@ -88,7 +89,7 @@ def test_facebook_id_needs_app_id(tmp_path):
     text = EXAMPLE.replace('  app_id: "123456789"                   # needed only to forward Facebook IDs\n', "")
     text = text.replace("forward: [email, phone, mobile_ad_id]", "forward: [email, facebook_id]")
     with pytest.raises(ConfigError) as e:
-        load_config(write(tmp_path, text), env={"META_ACCESS_TOKEN": "t"})
+        load_config(write(tmp_path, text), env=ENV)
     assert "meta.app_id" in str(e.value)
 
 
@@ -138,18 +139,18 @@ def test_repr_hides_token():
 def test_bad_conversions_section_stops_every_command(tmp_path):
     text = EXAMPLE + 'conversions:\n  dataset_id: "987654321"\n  ldu: sometimes\n'
     with pytest.raises(ConfigError, match=r"conversions\.ldu"):
-        load_config(write(tmp_path, text), env={"META_ACCESS_TOKEN": "t"})
+        load_config(write(tmp_path, text), env=ENV)
     good = (
         EXAMPLE
         + 'conversions:\n  dataset_id: "987654321"\n  email_identity: email\n  ldu: never\n  default_country: US\n'
     )
-    assert load_config(write(tmp_path, good), env={"META_ACCESS_TOKEN": "t"}).conversions["dataset_id"] == "987654321"
+    assert load_config(write(tmp_path, good), env=ENV).conversions.dataset_id == "987654321"
 
 
 def test_bad_serve_section_stops_every_command(tmp_path):
     text = EXAMPLE + "serve:\n  write_key: abc\n  flush_after: soon\n"
     with pytest.raises(ConfigError, match=r"serve\.flush_after"):
-        load_config(write(tmp_path, text), env={"META_ACCESS_TOKEN": "t"})
+        load_config(write(tmp_path, text), env=ENV)
 
 
 def test_driver_sources_need_their_settings():
@@ -162,3 +163,30 @@ def test_driver_sources_need_their_settings():
         {**base, "sources": {"pg": {"type": "dbapi", "driver": "psycopg", "connect": "dbname=crm"}}}, env={}
     )
     assert cfg.sources["pg"].driver == "psycopg" and "dbname" not in repr(cfg)
+
+
+@pytest.mark.parametrize(("setting", "variable"), [("app_secret", "META_APP_SECRET"), ("app_id", "META_APP_ID")])
+def test_a_written_meta_variable_that_is_not_set_is_an_error(tmp_path, setting, variable):
+    """A missing META_APP_SECRET used to drop the setting, so calls went out without appsecret_proof."""
+    text = EXAMPLE.replace('  app_id: "123456789"', "  app_id: ${META_APP_ID}")
+    env = {**ENV, "META_APP_ID": "123456789"}
+    del env[variable]
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text), env=env)
+    assert f"meta.{setting}: environment variable {variable} is not set" in str(e.value)
+    assert "app-s3cret" not in str(e.value)
+
+
+def test_a_setting_left_out_stays_optional(tmp_path):
+    text = EXAMPLE.replace("  app_secret: ${META_APP_SECRET}", "  # app_secret: ${META_APP_SECRET}")
+    cfg = load_config(write(tmp_path, text), env={"META_ACCESS_TOKEN": "t"})
+    assert cfg.meta.app_secret is None
+
+
+def test_every_unset_variable_is_named_at_once(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, EXAMPLE), env={})
+    assert e.value.problems == [
+        "meta.access_token: environment variable META_ACCESS_TOKEN is not set",
+        "meta.app_secret: environment variable META_APP_SECRET is not set",
+    ]

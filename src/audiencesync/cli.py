@@ -36,6 +36,34 @@ console = Console() if sys.stdout.isatty() else Console(width=150)
 err = Console(stderr=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.", envvar="AUDIENCESYNC_CONFIG")]
+WaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        help="Seconds to wait for the state file while another command or `serve` uses it.",
+        envvar="AUDIENCESYNC_WAIT",
+    ),
+]
+DEFAULT_WAIT = 600.0
+
+
+def _say_waiting(line: str) -> None:
+    err.print(line, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _state(cfg: Config, door: str, wait: float):
+    """The state file for one command; a clear sentence and exit 3 if it stays in use."""
+    from audiencesync.state.lease import StateBusy, lease
+
+    try:
+        with lease(cfg.state, door=door, wait_s=wait, on_wait=_say_waiting) as store:
+            yield store
+    except StateBusy as e:
+        err.print(f"[red]{e}[/red]", highlight=False)
+        raise typer.Exit(3) from None
+
+
 DEFAULT_CONFIG = Path("audiencesync.yml")
 
 
@@ -92,20 +120,32 @@ def sync(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    wait: WaitOpt = DEFAULT_WAIT,
 ) -> None:
     """Sync the configured audiences: send only what changed since the last run."""
     from audiencesync.pipeline import Interrupted
     from audiencesync.pipeline import sync as run_sync
     from audiencesync.plan.planner import PlanError
     from audiencesync.report import emit, render
+    from audiencesync.state.lease import StateBusy
 
     _setup_logging(verbose)
     cfg = _config(config)
     try:
         with _progress(not as_json and sys.stderr.isatty()) as progress:
             report = run_sync(
-                cfg, audiences=audience, dry_run=dry_run, full_refresh=full_refresh, force=force, progress=progress
+                cfg,
+                audiences=audience,
+                dry_run=dry_run,
+                full_refresh=full_refresh,
+                force=force,
+                progress=progress,
+                wait_s=wait,
+                on_wait=_say_waiting,
             )
+    except StateBusy as e:
+        err.print(f"[red]{e}[/red]", highlight=False)
+        raise typer.Exit(3) from None
     except PlanError as e:
         err.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from None
@@ -120,32 +160,51 @@ def sync(
 
 
 @app.command()
-def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+def status(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    wait: WaitOpt = DEFAULT_WAIT,
+) -> None:
     """The Facebook audiences in the state, their members, and each audience's last run."""
-    from audiencesync.state import StateStore
+    import json
 
     cfg = _config(config)
-    with StateStore(cfg.state) as store:
-        table = Table("audience", "Facebook audience", "id", "kind", "members", "to settle")
-        for fb in store.facebook_audiences():
-            table.add_row(
-                fb.audience_key, fb.name, fb.fb_id, fb.kind, f"{store.member_count(fb.fb_id):,}", _to_settle(store, fb)
-            )
-        console.print(table)
-        runs = Table("audience", "last run", "status", "note")
-        for r in store.last_runs():
-            rep = r["report"] or {}
-            note = rep.get("error") or "; ".join(
-                f"{f['name']}: {f['message']}" for f in rep.get("facebook", []) if f.get("message")
-            )
-            runs.add_row(r["audience_key"], str(r["finished_at"]), r["status"], note or "")
-        console.print(runs)
-        configured = {a.key for a in cfg.audiences}
-        for key in sorted({fb.audience_key for fb in store.facebook_audiences()} - configured):
-            console.print(
-                f"[yellow]{key}: no longer in the config; `audiencesync audiences delete {key}` "
-                "deletes its Facebook audiences[/yellow]"
-            )
+    with _state(cfg, "status", wait) as store:
+        audiences = [
+            {
+                "audience_key": fb.audience_key,
+                "name": fb.name,
+                "fb_id": fb.fb_id,
+                "kind": fb.kind,
+                "members": store.member_count(fb.fb_id),
+                "to_settle": _to_settle(store, fb),
+            }
+            for fb in store.facebook_audiences()
+        ]
+        runs = store.last_runs()
+    configured = {a.key for a in cfg.audiences}
+    orphans = sorted({a["audience_key"] for a in audiences} - configured)
+    if as_json:
+        doc = {"facebook_audiences": audiences, "last_runs": runs, "not_in_config": orphans}
+        print(json.dumps(doc, default=str, indent=2))
+        return
+    table = Table("audience", "Facebook audience", "id", "kind", "members", "to settle")
+    for a in audiences:
+        table.add_row(a["audience_key"], a["name"], a["fb_id"], a["kind"], f"{a['members']:,}", a["to_settle"])
+    console.print(table)
+    last = Table("audience", "last run", "status", "note")
+    for r in runs:
+        rep = r["report"] or {}
+        note = rep.get("error") or "; ".join(
+            f"{f['name']}: {f['message']}" for f in rep.get("facebook", []) if f.get("message")
+        )
+        last.add_row(r["audience_key"], str(r["finished_at"]), r["status"], note or "")
+    console.print(last)
+    for key in orphans:
+        console.print(
+            f"[yellow]{key}: no longer in the config; `audiencesync audiences delete {key}` "
+            "deletes its Facebook audiences[/yellow]"
+        )
 
 
 def _to_settle(store: StateStore, fb: FacebookAudience) -> str:
@@ -162,14 +221,14 @@ def _to_settle(store: StateStore, fb: FacebookAudience) -> str:
 
 
 @audiences_app.command("list")
-def audiences_list(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+def audiences_list(config: ConfigOpt = DEFAULT_CONFIG, wait: WaitOpt = DEFAULT_WAIT) -> None:
     """Facebook audiences on the ad account, marking the ones this project manages."""
     from audiencesync.load.graph import GraphClient, GraphError
-    from audiencesync.state import StateStore
 
     cfg = _config(config)
-    with StateStore(cfg.state) as store, GraphClient(cfg.meta) as client:
+    with _state(cfg, "audiences list", wait) as store:
         ours = {fb.fb_id: fb for fb in store.facebook_audiences()}
+    with GraphClient(cfg.meta) as client:
         table = Table("id", "name", "managed as", "approx. members")
         try:
             for ca in client.list_custom_audiences(["id", "name", "approximate_count_lower_bound"]):
@@ -191,15 +250,15 @@ def audiences_delete(
     name: Annotated[str, typer.Argument(help="The audience's key or name.")],
     config: ConfigOpt = DEFAULT_CONFIG,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    wait: WaitOpt = DEFAULT_WAIT,
 ) -> None:
     """Delete an audience's Facebook audiences (permanent: ads using them stop)."""
     from audiencesync.config import snake_case
     from audiencesync.load.audiences import delete_audience
     from audiencesync.load.graph import GraphClient
-    from audiencesync.state import StateStore
 
     cfg = _config(config)
-    with StateStore(cfg.state) as store, GraphClient(cfg.meta) as client:
+    with _state(cfg, "audiences delete", wait) as store, GraphClient(cfg.meta) as client:
         keys = {fb.audience_key for fb in store.facebook_audiences()}
         key = name if name in keys else snake_case(name)
         if key not in keys:
@@ -223,12 +282,29 @@ def audiences_delete(
 
 
 @app.command()
-def run(config: ConfigOpt = DEFAULT_CONFIG, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    """Run each audience on its `schedule` (a cron expression or an interval like 15m), until stopped."""
-    from audiencesync.schedule import run_forever
+def run(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    once: Annotated[
+        bool, typer.Option("--once", help="Sync every scheduled audience once and exit (for cron beside `serve`).")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run each audience on its `schedule` (a cron expression or an interval like 15m), until stopped.
+
+    `serve` runs the same schedules itself; `run` is for deployments without a stream."""
+    from audiencesync.report import render
+    from audiencesync.schedule import Scheduler, run_forever
 
     _setup_logging(verbose)
-    run_forever(_config(config), console)
+    cfg = _config(config)
+    if not once:
+        run_forever(cfg, console)
+        return
+    scheduler = Scheduler(cfg, on_report=lambda report: render(report, console))
+    for key in scheduler.audiences:
+        scheduler.run_now(key)
+    failed = [k for k, r in scheduler.state.items() if r.consecutive_failures]
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()

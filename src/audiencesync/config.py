@@ -214,31 +214,22 @@ def parse_duration(text: str | int | float) -> float | None:
     return float(m.group(1)) * scale
 
 
-_OPTIONAL = {("meta", "app_secret"), ("meta", "app_id")}
-
-
 def _expand(node: Any, path: tuple[str, ...], env: dict[str, str], problems: list[str]) -> Any:
+    """Substitute `${VAR}`; a variable that is not set is a problem naming the setting, for every
+    setting. An optional setting is optional by leaving its line out: a written `${VAR}` says the
+    setting is wanted, so dropping it when the variable is missing would silently change what is sent
+    (no `meta.app_secret` means no appsecret_proof; no `meta.app_id` means a misleading error later)."""
     if isinstance(node, dict):
-        out = {}
-        for k, v in node.items():
-            value = _expand(v, (*path, str(k)), env, problems)
-            if value is not _UNSET:
-                out[k] = value
-        return out
+        return {k: _expand(v, (*path, str(k)), env, problems) for k, v in node.items()}
     if isinstance(node, list):
         return [_expand(v, (*path, str(i)), env, problems) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
         missing = [name for name in _VAR.findall(node) if name not in env]
         if missing:
-            if path[-2:] in _OPTIONAL:
-                return _UNSET
             problems.append(f"{'.'.join(path)}: environment variable {missing[0]} is not set")
             return node
         return _VAR.sub(lambda m: env[m.group(1)], node)
     return node
-
-
-_UNSET = object()
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -25,6 +25,7 @@ from audiencesync.plan import planner as planner_mod
 from audiencesync.plan.guard import refusal
 from audiencesync.plan.planner import Plan, PlanError, Planner, config_fingerprint
 from audiencesync.report import AudienceReport, FacebookReport, RunReport
+from audiencesync.state.lease import DEFAULT_WAIT_S, lease
 from audiencesync.state.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -44,19 +45,23 @@ def sync(
     progress: ProgressFactory | None = None,
     after_batch: Callable[[], None] | None = None,
     include_stream: bool = False,
+    door: str = "sync",
+    wait_s: float = DEFAULT_WAIT_S,
+    on_wait: Callable[[str], None] | None = None,
 ) -> RunReport:
     """Sync the configured audiences (or the named ones) and return what happened.
 
     Stream audiences are synced by the stream flusher (`include_stream=True`), from the members
     table it keeps in the state; the CLI's `sync` leaves them to it. `force` lets this run past
     the guard (an empty source, or more of an audience removed than `guard.max_remove_share`).
+    Without a `store`, the state file is leased per audience (`state/lease.py`), so other doors
+    (the stream flusher above all) get their turn between two audiences; `wait_s` bounds the wait.
     Ctrl-C raises `Interrupted` with the report so far, after recording the run as interrupted.
     """
     selected = [a for a in config.audiences if not audiences or a.name in audiences or a.key in audiences]
     if audiences and not selected:
         raise PlanError(f"no audience named {audiences[0]!r} in the configuration")
-    own_store, own_client = store is None, client is None
-    store = store or StateStore(config.state)
+    own_client = client is None
     client = client or GraphClient(config.meta)
     report = RunReport(run_id=uuid.uuid4().hex[:12])
     try:
@@ -68,31 +73,41 @@ def sync(
                     continue
                 a, src = stream_source(a)
                 guarded = False  # explicit leave calls, not an export that can break: nothing to guard
-            try:
-                rep = sync_audience(
-                    config,
-                    a,
-                    src,
-                    store,
-                    client,
-                    dry_run=dry_run,
-                    full_refresh=full_refresh,
-                    force=not guarded,
-                    progress=progress,
-                    after_batch=after_batch,
-                    run_id=report.run_id,
-                )
-            except Interrupted as e:
-                report.audiences.append(e.audience)
-                e.report = report
-                raise
+            with _state(config, store, door, wait_s, on_wait) as held:
+                try:
+                    rep = sync_audience(
+                        config,
+                        a,
+                        src,
+                        held,
+                        client,
+                        dry_run=dry_run,
+                        full_refresh=full_refresh,
+                        force=not guarded,
+                        progress=progress,
+                        after_batch=after_batch,
+                        run_id=report.run_id,
+                    )
+                except Interrupted as e:
+                    report.audiences.append(e.audience)
+                    e.report = report
+                    raise
             report.audiences.append(rep)
     finally:
         if own_client:
             client.close()
-        if own_store:
-            store.close()
     return report
+
+
+@contextlib.contextmanager
+def _state(
+    config: Config, store: StateStore | None, door: str, wait_s: float, on_wait: Callable[[str], None] | None
+) -> Iterator[StateStore]:
+    if store is not None:
+        yield store
+        return
+    with lease(config.state, door=door, wait_s=wait_s, on_wait=on_wait) as held:
+        yield held
 
 
 STREAM_MEMBERS = "st.stream_members"
@@ -276,6 +291,8 @@ class _Run:
             fr.members = store.member_count(fb_id)
         if not complete:
             return "waiting", 0
+        if leftover:
+            return "ok", leftover  # the cache stays stale: the second pass plans every member again
         r = plan.relations
         store.ledger.commit_source(a.key, current=r.current, changed=r.changed, deleted=r.deleted, touched=r.touched)
         return "ok", leftover

@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 
 from audiencesync.conversions import Source, send
 from audiencesync.conversions.cli import app
+from audiencesync.conversions.deliver import recent_runs
+from audiencesync.state import StateStore
 
 
 class Crash(Exception):
@@ -125,6 +127,8 @@ def test_kill_9_mid_file_then_rerun_holds_each_event_exactly_once(shop: Shop) ->
     assert again.sent + again.skipped.get("already_sent", 0) == total
     counts = order_counts(shop)
     assert len(counts) == total and set(counts.values()) == {1}
+    with StateStore(shop.root / "state.duckdb") as store:  # the killed run is no longer `running`
+        assert [r["status"] for r in recent_runs(store)] == ["ok", "interrupted"]
 
 
 # -- the CLI ---------------------------------------------------------------------------------------

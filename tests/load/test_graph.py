@@ -3,6 +3,9 @@ what it refuses to retry, and that the token never leaks into an error."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import random
 
 import httpx
@@ -128,3 +131,36 @@ def test_expired_api_version_is_a_clear_error(emu):
     with pytest.raises(GraphError) as e:
         list(c.list_custom_audiences(["id"]))
     assert e.value.code == 2635 and "raise meta.api_version" in str(e.value)
+
+
+def test_no_log_line_carries_the_token_or_the_appsecret_proof(caplog):
+    """httpx logs each request URL at INFO (`serve`, `sync -v`), and a GET has its proof in the query."""
+    token, secret = "EAAtoken-0123456789abcdef", "app-s3cret"
+    proof = hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+    caplog.set_level(logging.DEBUG)
+    with EmulatorServer(EmulatorConfig(token=token, app_secret=secret)) as emu:
+        client = GraphClient(settings(emu.url, token, app_secret=secret), sleep=lambda s: None)
+        fb = client.create_custom_audience(name="H", customer_file_source="USER_PROVIDED_ONLY")
+        assert client.get_node(fb, ["id", "name"])["id"] == fb  # the emulator checked the proof
+        assert [a["id"] for a in client.list_custom_audiences(["id"])] == [fb]
+        fault(emu, method="GET", path=".*", count=1, http_status=502)
+        client.get_node(fb, ["id"])
+        client.close()
+    lines = [record.getMessage() for record in caplog.records] + [caplog.text]
+    requests = [line for line in lines if line.startswith("HTTP Request: GET") and "/v25.0/" in line]
+    assert len(requests) >= 3 and all("appsecret_proof=[redacted]" in line for line in requests)
+    assert any(record.name.startswith("httpcore") for record in caplog.records)
+    assert not [line for line in lines if proof in line or token in line]
+
+
+def test_the_redactor_rewrites_formatted_records_and_leaves_the_rest(caplog):
+    GraphClient(settings("http://127.0.0.1:9", "EAAsecret-token-value", app_secret="x")).close()
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("httpx").info("HTTP Request: %s %s", "GET", "https://g.test/v1?a=1&access_token=EAAx&b=%41")
+    logging.getLogger("httpcore.http11").debug("headers=[(b'authorization', b'OAuth EAAsecret-token-value')]")
+    logging.getLogger("tests.other").info("access_token=kept")
+    assert [r.getMessage() for r in caplog.records] == [
+        "HTTP Request: GET https://g.test/v1?a=1&access_token=[redacted]&b=%41",
+        "headers=[(b'authorization', b'OAuth [redacted]')]",
+        "access_token=kept",
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import pyarrow as pa
 import pytest
@@ -36,8 +37,14 @@ def _assert_exploded_emails(result: object, values: list[object], countries: lis
     assert result.table.column("EMAIL").to_pylist() == expected_sent
 
 
+REASONS_MAY_DIFFER = {"PHONE"}
+"""Keys whose invalid counts agree in total but not yet reason by reason: PHONE `00` is `not_a_phone`
+in the scalar path and `no_digits` in its fast path (known, left for its owner; drop it when fixed)."""
+
+
 def assert_agrees(key: str, values: list[object], countries: list[object], default: str | None = None) -> None:
-    """match_table on a one-key table gives, row by row, what match_value gives for the row."""
+    """match_table on a one-key table gives, row by row, what match_value gives for the row, and counts
+    the same invalid values under the same reasons as `explain`."""
     table = pa.table({"x": pa.array(values), "member_country": pa.array(countries, pa.string())})
     mapping = {key: "x"} if key == "COUNTRY" else {key: "x", "COUNTRY": "member_country"}
     result = match_table(table, columns=mapping, default_country=default)
@@ -48,18 +55,22 @@ def assert_agrees(key: str, values: list[object], countries: list[object], defau
     assert result.table.column("_row").to_pylist() == list(range(len(values)))
     sent = result.table.column(key).to_pylist()
     context_source = values if key == "COUNTRY" else countries
-    empty = invalid = 0
+    empty = 0
+    reasons: Counter[str] = Counter()
     for index, value in enumerate(values):
         member = country_context(context_source[index]) or country_context(default)
         expected = match_value(key, value, country=member)
         assert same(sent[index], expected), (key, index)
         if expected is None:
-            if explain(key, value, country=member) is None:
+            reason = explain(key, value, country=member)
+            if reason is None:
                 empty += 1
             else:
-                invalid += 1
+                reasons[reason] += 1
     assert result.empty[key] == empty
-    assert sum(result.invalid[key].values()) == invalid
+    assert sum(result.invalid[key].values()) == reasons.total()
+    if key not in REASONS_MAY_DIFFER:
+        assert result.invalid[key] == dict(reasons), key
 
 
 @pytest.fixture

@@ -7,11 +7,13 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.matchkeys.test_vectorized import COUNTRIES, texts
+from tests.matchkeys.test_vectorized import COUNTRIES, advertising_ids, damaged_ids, texts
 
-from audiencesync.matchkeys import KEYS, key_spec, match_value, normalize
+from audiencesync.matchkeys import KEYS, explain, key_spec, match_value, normalize
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
+ADVERTISING_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+ZERO_ID = "00000000-0000-0000-0000-000000000000"
 ALL_KEYS = [spec.name for spec in KEYS]
 HASHED = [spec.name for spec in KEYS if spec.hashed]
 values = st.one_of(st.none(), texts, st.integers(), st.floats(), st.booleans(), st.binary(max_size=6))
@@ -52,3 +54,36 @@ def test_plain_keys_are_never_hashed(key: str, value: str) -> None:
     sent = match_value(key, value)
     assert sent is None or sent == normalize(key, value)
     assert not key_spec(key).hashed
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=st.one_of(values, advertising_ids, damaged_ids))
+def test_madid_sends_only_lowercase_advertising_ids(value: object) -> None:
+    sent = match_value("MADID", value)
+    assert sent is None or (ADVERTISING_ID.fullmatch(sent) and sent != ZERO_ID)
+    assert (sent is None) == (normalize("MADID", value) is None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=advertising_ids)
+def test_advertising_id_spellings_are_sent_trimmed_and_lowercased_unless_quoted(value: str) -> None:
+    """Case and surrounding whitespace are spelling; quotes left from a CSV are not part of an ID."""
+    body = value.strip()
+    if body[0] in "\"'":
+        assert match_value("MADID", value) is None
+        assert explain("MADID", value) == "not_a_uuid"
+    elif body.lower() == ZERO_ID:
+        assert explain("MADID", value) == "zero_madid"
+    else:
+        assert match_value("MADID", value) == body.lower()
+        assert explain("MADID", value) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=damaged_ids)
+def test_a_damaged_advertising_id_is_not_sent(value: str) -> None:
+    """One character off (removed, a stray hyphen, a non-hex letter) is no ID: never sent as is."""
+    if ADVERTISING_ID.fullmatch(value.strip().lower()):
+        return  # the damage happened to keep the shape (a hex digit swapped for `0`)
+    assert match_value("MADID", value) is None
+    assert explain("MADID", value) in {"not_a_uuid", "zero_madid"}

@@ -98,9 +98,60 @@ def test_all_zero_madid_is_invalid(value: str) -> None:
     assert explain("MADID", value) == "zero_madid"
 
 
-def test_madid_is_never_hashed_even_when_it_looks_hashed() -> None:
+def test_madid_that_looks_hashed_is_neither_passed_through_nor_hashed() -> None:
+    """64 hex characters is a pre-hashed value for hashed keys; for MADID it is no advertising ID."""
     value = "A" * 64
-    assert match_value("MADID", value) == "a" * 64
+    assert match_value("MADID", value) is None
+    assert explain("MADID", value) == "not_a_uuid"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "38400000-8cf0-11bd-b23e-10b96e40000d",
+        "\tAEBE52E7-03ee-455A-b3c4-E57283966239\n",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        "00000000-0000-0000-0000-000000000001",
+    ],
+)
+def test_uuid_shaped_madid_is_sent_trimmed_and_lowercased(value: str) -> None:
+    assert match_value("MADID", value) == value.strip().lower()
+    assert explain("MADID", value) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"b5891fa3-0d4b-4c4c-9b43-93f0f4a6f1d2"',  # still in its CSV quotes
+        "'b5891fa3-0d4b-4c4c-9b43-93f0f4a6f1d2'",
+        '""',  # an empty quoted field
+        "''",
+        "b5891fa3-0d4b-4c4c-9b43-93f0f4a6f1d",  # truncated
+        "b5891fa3-0d4b-4c4c-9b43-93f0f4a6f1d2a",  # one digit too many
+        "b5891fa30d4b4c4c9b4393f0f4a6f1d2",  # hyphens lost
+        "{b5891fa3-0d4b-4c4c-9b43-93f0f4a6f1d2}",  # braces
+        "g5891fa3-0d4b-4c4c-9b43-93f0f4a6f1d2",  # not hex
+        "b5891fa3 0d4b 4c4c 9b43 93f0f4a6f1d2",
+        "b5891fa3-0d4b-4c4c-9b43-93f0f4a6f1d2 x",
+        "\uff425891fa3-0d4b-4c4c-9b43-93f0f4a6f1d2",  # a full-width letter
+        "ab12-cd34",
+        "n/a",
+        "unknown",
+        "null",
+        "-",
+        "12345",
+    ],
+)
+def test_madid_that_is_not_an_advertising_id_is_invalid(value: str) -> None:
+    assert normalize("MADID", value) is None
+    assert match_value("MADID", value) is None
+    assert explain("MADID", value) == "not_a_uuid"
+
+
+@pytest.mark.parametrize("value", ["0", "-0-", " 0000 ", "00000000-0000-0000-0000-000000000000\t"])
+def test_all_zero_text_keeps_its_reason(value: str) -> None:
+    """Checked before the shape, so a denied-tracking ID in any spelling is counted as such."""
+    assert explain("MADID", value) == "zero_madid"
 
 
 @pytest.mark.parametrize(("value", "expected"), [("Cust-0042", "Cust-0042"), ("  AbC  ", "AbC"), (42, "42")])

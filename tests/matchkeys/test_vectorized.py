@@ -27,8 +27,37 @@ MESSY = [
     "usa", "U.K.", "Narnia", "AEBE52E7-03EE-455A-B3C4-E57283966239", "00000000-0000-0000-0000-000000000000",
     "Cust-0042", "44.5", "-1", "0", "1e3", "F1904CF1A9D73A55FA5DE0AC823C4403DED71AFD4C3248D00BDCD0866552BB79",
     "\x1c alice@x.co \x1f", "\x00", "١٢٣٤٥٦٧٨٩٠", "ＡＢＣ", "+", "00", "0", "(613) 555-0123", "07700 900123",
+    '"b5891fa3-0d4b-4c4c-9b43-93f0f4a6f1d2"', '""', " 38400000-8CF0-11BD-B23E-10B96E40000D\t", "AB12-CD34",
+    "b5891fa30d4b4c4c9b4393f0f4a6f1d2", "b5891fa3-0d4b-4c4c-9b43-93f0f4a6f1d",
+    "\uff425891fa3-0d4b-4c4c-9b43-93f0f4a6f1d2",
 ]  # fmt: skip
 COUNTRIES = [None, "", "US", "us", "USA", "United States", "GB", "UK", "DE", "CA", "FR", "Narnia", "JP", "BR"]
+
+
+def _spell(uuid_text: str, upper: bool, wrap: str, pad: str) -> str:
+    text = uuid_text.upper() if upper else uuid_text
+    return f"{pad}{wrap}{text}{wrap}{pad}"
+
+
+advertising_ids = st.builds(
+    _spell,
+    st.uuids().map(str),
+    st.booleans(),
+    st.sampled_from(["", "", '"', "'"]),
+    st.sampled_from(["", " ", "\t", "\u00a0", "\u3000"]),
+)
+"""IDFA/GAID spellings: either case, padded with ASCII or Unicode whitespace, sometimes still quoted."""
+
+
+def _damage(uuid_text: str, at: int, by: str) -> str:
+    """One character of an ID replaced (or removed, when `by` is empty): almost an advertising ID."""
+    at %= len(uuid_text)
+    return uuid_text[:at] + by + uuid_text[at + 1 :]
+
+
+damaged_ids = st.builds(
+    _damage, st.uuids().map(str), st.integers(0, 35), st.sampled_from(["", "-", "g", "0", " ", "é"])
+)
 
 texts = st.one_of(
     st.sampled_from(MESSY),
@@ -38,6 +67,8 @@ texts = st.one_of(
     st.from_regex(r"[A-Za-z0-9._+ -]{1,10}@[A-Za-z0-9-]{1,8}(\.[A-Za-z]{1,4}){0,2}", fullmatch=True),
     st.from_regex(r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{2,4}|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}", fullmatch=True),
     st.from_regex(r"[0-9]{3,6}([- ][0-9]{3,4})?", fullmatch=True),
+    advertising_ids,
+    damaged_ids,
 )
 column_values = st.one_of(
     st.lists(st.one_of(st.none(), texts), max_size=12),
@@ -70,6 +101,13 @@ def test_messy_strings_agree_for_every_country(key: str) -> None:
     values = MESSY * len(COUNTRIES)
     countries = [country for country in COUNTRIES for _ in MESSY]
     assert_agrees(key, values, countries, "US")
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), advertising_ids, damaged_ids, texts), max_size=30))
+def test_madid_fast_path_agrees_with_scalar(values: list[str | None]) -> None:
+    """MADID goes row by row through its fast path; near-misses must get the scalar reason too."""
+    assert_agrees("MADID", values, [None] * len(values))
 
 
 def test_phone_fast_path_matches_phonenumbers_across_regions() -> None:

@@ -48,8 +48,9 @@ def test_flips_inside_one_flush_are_coalesced(server_for, fb):
     want = {sha("stay@example.com"), sha("back@example.com")}
     fb.wait_for(lambda: fb.column(EMAIL, "EMAIL") == want)
     assert fb.column(MULTI, "EXTERN_ID") == {"stay", "back"}
+    sent = f'audiencesync_stream_sent_total{{audience="{KEY}"}} 5'
+    fb.wait_for(lambda: sent in httpx.get(f"{srv.url}/metrics").text)  # counted just after Facebook answered
     text = httpx.get(f"{srv.url}/metrics").text
-    assert f'audiencesync_stream_sent_total{{audience="{KEY}"}} 5' in text
     assert f'audiencesync_stream_facebook_rows_removed_total{{audience="{KEY}"}} 0' in text
 
 

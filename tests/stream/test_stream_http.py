@@ -6,6 +6,7 @@ The flusher is held back (flush_after 1h) so the queue depth shows exactly what 
 from __future__ import annotations
 
 import gzip
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from audiencesync.state import StateStore
+from audiencesync.state.ingest import queue_path
 
 from .conftest import BEARER, KEY, WRITE_KEY, sha
 
@@ -196,10 +197,11 @@ def test_raw_pii_never_reaches_the_state_file(project, client):
     assert r.status_code == 200
     client.server.stop()
     files = [p for p in project.root.iterdir() if p.name.startswith("state.duckdb")]
+    assert any(p.name.endswith(".queue.sqlite") for p in files)
     data = b"".join(p.read_bytes() for p in files).lower()
     assert b"private.person" not in data and b"rivatus" not in data
-    with StateStore(project.root / "state.duckdb") as store:
-        rows = store.con.execute("SELECT * FROM st.stream_queue").fetchall()
+    with sqlite3.connect(queue_path(project.root / "state.duckdb")) as con:
+        rows = con.execute("SELECT * FROM stream_queue").fetchall()
     assert len(rows) == 1
     text = repr(rows).lower()
     assert "private" not in text and "rivatus" not in text and sha("private.person@example.com") in text

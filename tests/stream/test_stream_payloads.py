@@ -137,8 +137,9 @@ def test_segment_batch_with_shared_context():
 
 
 def test_device_advertising_id_is_the_madid():
-    call = {"userId": "u", "traits": {KEY: True}, "context": {"device": {"advertisingId": "AB12-CD34"}}}
-    assert only(parser().segment(call, "identify")).values["madid"] == "ab12-cd34"
+    idfa = "AEBE52E7-03EE-455A-B3C4-E57283966239"
+    call = {"userId": "u", "traits": {KEY: True}, "context": {"device": {"advertisingId": idfa}}}
+    assert only(parser().segment(call, "identify")).values["madid"] == idfa.lower()
 
 
 def test_prehashed_email_passes_through_once():

@@ -1,4 +1,4 @@
-"""The durable queue and the coalescing of a flush, on a state file of their own (no HTTP)."""
+"""The durable queue (the ingest log) and the coalescing of a flush, on files of their own (no HTTP)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from audiencesync.state import StateStore
-from audiencesync.stream.flusher import apply_changes
-from audiencesync.stream.members import Change
+from audiencesync.state.ingest import IngestLog, queue_path
+from audiencesync.stream import flusher
+from audiencesync.stream.members import COLUMNS, Change
 from audiencesync.stream.queue import QueueFull, QueueStats, QueueWriter, create_tables
 
 from .conftest import sha
@@ -21,17 +22,34 @@ def change(pk: str, member: bool, audience: str = A, **values: str) -> Change:
 
 
 @pytest.fixture
-def store(tmp_path: Path):
+def log(tmp_path: Path):
+    q = IngestLog(queue_path(tmp_path / "state.duckdb"), COLUMNS)
+    yield q
+    q.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path, log: IngestLog):
     s = StateStore(tmp_path / "state.duckdb")
-    create_tables(s)
+    create_tables(s, log)
+    s.log = log  # the tests below reach the queue beside the state, as the flusher does
     yield s
     s.close()
 
 
-def writer_for(store: StateStore, max_queue: int = 1000) -> QueueWriter:
+def writer_for(log: IngestLog, max_queue: int = 1000) -> QueueWriter:
     stats = QueueStats(flush_size=10)
-    stats.load(store)
-    return QueueWriter(StateStore.sharing(store), stats, max_queue=max_queue, flush_after=2, retry_max=60).start()
+    stats.load(log)
+    return QueueWriter(log, stats, max_queue=max_queue, flush_after=2, retry_max=60).start()
+
+
+def apply_changes(store: StateStore, upto: dict[str, int]) -> int:
+    return flusher.apply_changes(store, store.log.read_upto(upto))
+
+
+def clear_queue(store: StateStore) -> None:
+    for key, _, _, seq in store.log.waiting():
+        store.log.delete_upto(key, seq)
 
 
 def members(store: StateStore, audience: str = A) -> dict[str, dict[str, str | None]]:
@@ -42,40 +60,55 @@ def members(store: StateStore, audience: str = A) -> dict[str, dict[str, str | N
 
 
 def queue_all(store: StateStore, changes: list[Change]) -> dict[str, int]:
-    w = writer_for(store)
+    w = writer_for(store.log)
     w.put_blocking(changes)
     w.stop()
-    rows = store.con.execute("SELECT audience_key, max(seq) FROM st.stream_queue GROUP BY 1").fetchall()
-    return dict(rows)
+    return {key: seq for key, _, _, seq in store.log.waiting()}
 
 
 def test_a_committed_change_survives_reopening_the_file(tmp_path: Path):
-    path = tmp_path / "state.duckdb"
-    with StateStore(path) as s:
-        create_tables(s)
-        w = writer_for(s)
-        w.put_blocking([change("u1", True, email=sha("a@b.io"))])
-        w.stop()
-    with StateStore(path) as s:
-        rows = s.con.execute("SELECT seq, audience_key, pk, member, email FROM st.stream_queue").fetchall()
-    assert rows == [(1, A, sha("u1"), True, sha("a@b.io"))]
+    path = queue_path(tmp_path / "state.duckdb")
+    q = IngestLog(path, COLUMNS)
+    w = writer_for(q)
+    w.put_blocking([change("u1", True, email=sha("a@b.io"))])
+    w.stop()
+    q.close()
+    again = IngestLog(path, COLUMNS)
+    table = again.read_upto({A: 10})
+    assert table.select(["seq", "audience_key", "pk", "member", "email"]).to_pylist() == [
+        {"seq": 1, "audience_key": A, "pk": sha("u1"), "member": True, "email": sha("a@b.io")}
+    ]
+
+
+def test_a_queue_an_older_version_kept_in_the_state_file_moves_to_the_log(tmp_path: Path, log: IngestLog):
+    with StateStore(tmp_path / "state.duckdb") as s:
+        values = ", ".join(f"{c} VARCHAR" for c in COLUMNS)
+        s.con.execute(
+            "CREATE TABLE st.stream_queue (seq BIGINT, accepted_at DOUBLE, audience_key VARCHAR, pk VARCHAR, "
+            f"member BOOLEAN, {values})"
+        )
+        s.con.execute(f"INSERT INTO st.stream_queue (seq, accepted_at, audience_key, pk, member, email) "
+                      f"VALUES (7, 1.5, '{A}', 'p', true, '{sha('x')}')")  # fmt: skip
+        create_tables(s, log)
+        gone = s.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'stream_queue'").fetchone()
+    assert gone == (0,)
+    assert log.waiting() == [(A, 1, 1.5, 7)]
 
 
 def test_sequence_numbers_continue_after_a_restart(store):
     queue_all(store, [change("u1", True), change("u2", True)])
     queue_all(store, [change("u3", True)])
-    seqs = [r[0] for r in store.con.execute("SELECT seq FROM st.stream_queue ORDER BY seq").fetchall()]
-    assert seqs == [1, 2, 3]
+    assert store.log.read_upto({A: 100})["seq"].to_pylist() == [1, 2, 3]
 
 
 def test_the_bound_refuses_before_writing(store):
-    w = writer_for(store, max_queue=2)
+    w = writer_for(store.log, max_queue=2)
     w.put_blocking([change("u1", True), change("u2", True)])
     with pytest.raises(QueueFull) as e:
         w.put_blocking([change("u3", True)])
     assert e.value.retry_after >= 2
     w.stop()
-    assert store.con.execute("SELECT count(*) FROM st.stream_queue").fetchall()[0][0] == 2
+    assert store.log.depth()[0] == 2
 
 
 def test_flips_inside_one_flush_coalesce_last_one_wins(store):
@@ -104,14 +137,14 @@ def test_flips_inside_one_flush_coalesce_last_one_wins(store):
 
 def test_traits_merge_with_what_the_member_held(store):
     apply_changes(store, queue_all(store, [change("u", True, email=sha("old"), first_name=sha("ann"))]))
-    store.con.execute("DELETE FROM st.stream_queue")
+    clear_queue(store)
     apply_changes(store, queue_all(store, [change("u", True, email=sha("new"))]))
     assert members(store)[sha("u")] == {"email": sha("new"), "phone": None, "first_name": sha("ann")}
 
 
 def test_leaving_removes_the_member_and_other_audiences_are_untouched(store):
     apply_changes(store, queue_all(store, [change("u", True), change("u", True, audience=B)]))
-    store.con.execute("DELETE FROM st.stream_queue")
+    clear_queue(store)
     upto = queue_all(store, [change("u", False)])
     apply_changes(store, upto)
     assert members(store, A) == {} and set(members(store, B)) == {sha("u")}

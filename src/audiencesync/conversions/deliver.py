@@ -134,6 +134,47 @@ class ConversionState:
         )
 
 
+STALE_RUN_ERROR = "the process stopped before the run finished (killed or crashed); the next run sends the rest"
+
+
+def interrupt_stale_runs(store: StateStore) -> int:
+    """Mark `interrupted` every run still `running`; call it right after opening the state file.
+
+    A run records its end even on an exception or Ctrl-C, so a `running` row means its process died
+    (kill -9, a crash, a power cut). Only one process can open the state file, so at open time no live
+    process holds such a run. Its acknowledged events stay recorded and are not sent again; its report
+    says how many there were. `finished_at` stays empty: nobody saw it end. Returns how many were marked.
+    """
+    con = store.con
+    con.execute(_DDL)
+    stale = con.execute(
+        """SELECT r.run_id, count(e.event_id) FROM st.conversion_runs r
+           LEFT JOIN st.conversion_events e ON e.run_id = r.run_id
+           WHERE r.status = 'running' GROUP BY r.run_id ORDER BY r.run_id"""
+    ).fetchall()
+    for run_id, sent in stale:
+        report = {"run_id": run_id, "status": "interrupted", "sent": int(sent), "error": STALE_RUN_ERROR}
+        con.execute(
+            "UPDATE st.conversion_runs SET status = 'interrupted', report = ? WHERE run_id = ? AND status = 'running'",
+            [orjson.dumps(report).decode(), run_id],
+        )
+        log.warning("conversions run %s stopped without finishing; %d acknowledged events kept", run_id, sent)
+    return len(stale)
+
+
+def recent_runs(store: StateStore, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest conversion runs, newest first, for a status reader. Stale `running` rows are marked
+    `interrupted` first: the reader holds the state file, so no run can be live."""
+    interrupt_stale_runs(store)
+    rows = store.con.execute(
+        """SELECT run_id, dataset, started_at, finished_at, status, report FROM st.conversion_runs
+           ORDER BY started_at DESC, run_id DESC LIMIT ?""",
+        [limit],
+    ).fetchall()
+    names = ("run_id", "dataset", "started_at", "finished_at", "status", "report")
+    return [{**dict(zip(names, row, strict=True)), "report": orjson.loads(row[5]) if row[5] else None} for row in rows]
+
+
 @dataclass
 class BatchOutcome:
     """What became of one batch: acknowledged events, events Facebook refused alone, and a fatal error."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audiencesync.config import Config
-from audiencesync.conversions.deliver import BatchOutcome, ConversionState, Sender, batches
+from audiencesync.conversions.deliver import BatchOutcome, ConversionState, Sender, batches, interrupt_stale_runs
 from audiencesync.conversions.mapping import EventMapper, Reject, Skip, event_id, order_event_id, order_id
 from audiencesync.conversions.read import Chunk, Source
 from audiencesync.conversions.report import ConversionReport, RejectsFile
@@ -26,11 +28,25 @@ from audiencesync.conversions.settings import ConversionsSettings, action_key, c
 from audiencesync.conversions.userdata import build_user_data
 from audiencesync.conversions.validate import check
 from audiencesync.load.graph import GraphClient
-from audiencesync.state import StateStore
+from audiencesync.state.lease import DEFAULT_WAIT_S, lease
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+
+INTERRUPTED = "stopped by Ctrl-C; what Facebook acknowledged is recorded, and the next run sends the rest"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run after it recorded what Facebook had acknowledged.
+
+    Still a KeyboardInterrupt, so a caller that stops on Ctrl-C still stops; it carries the run's
+    report so the CLI can say what was sent without guessing.
+    """
+
+    def __init__(self, report: ConversionReport):
+        super().__init__(f"interrupted after {report.sent} events were sent")
+        self.report = report
 
 
 def send(
@@ -43,11 +59,17 @@ def send(
     client: GraphClient | None = None,
     clock: Callable[[], float] = time.time,
     on_ack: Callable[[int], None] | None = None,
+    wait_s: float = DEFAULT_WAIT_S,
+    on_wait: Callable[[str], None] | None = None,
 ) -> ConversionReport:
     """Forward the source's commerce events to the configured dataset; return what happened.
 
+    The state file is leased for the run (`state/lease.py`): while `serve` or a sync holds it, the
+    run waits up to `wait_s`, then raises `StateBusy`.
+
     `on_ack(n)` is called after each acknowledged batch is recorded, with the running total: the
-    hook tests use to stop a run at an exact point.
+    hook tests use to stop a run at an exact point. Ctrl-C raises `Interrupted` (a KeyboardInterrupt)
+    once the acknowledged batches are recorded and the run is stored as `interrupted`.
     """
     settings = settings or conversions_settings(config)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -63,21 +85,26 @@ def send(
     own_client = client is None and not dry_run
     if own_client:
         client = GraphClient(config.meta)
+    stop = _Stop()
     try:
-        with StateStore(config.state) as store, _fewer_collections():
+        with (
+            _ctrl_c_stops(stop),
+            lease(config.state, door="conversions send", wait_s=wait_s, on_wait=on_wait) as store,
+            _fewer_collections(),
+        ):
             state = ConversionState(store, settings.dataset_key())
+            interrupt_stale_runs(store)
             forgotten = state.forget_before(int(clock()) - (settings.window_days + 1) * 86400)
             if forgotten:
                 log.info("forgot %d acknowledged events older than Facebook's window", forgotten)
             if not dry_run:
                 state.start_run(run_id)
-            run = _Run(settings, state, report, rejects, clock, progress, on_ack, run_id)
+            run = _Run(settings, state, report, rejects, clock, progress, on_ack, run_id, stop)
             sender = None if dry_run or client is None else Sender(client, settings)
             try:
                 run.all(source, sender, config.meta.max_in_flight)
             except BaseException as e:
-                report.status = "failed"
-                report.error = report.error or f"interrupted: {type(e).__name__}"
+                _stopped(report, e, stop)
                 raise
             finally:
                 report.duration_s = round(time.monotonic() - started, 3)
@@ -86,11 +113,66 @@ def send(
                     report.retries = client.retries
                 if not dry_run:
                     state.finish_run(run_id, report.status, report.to_dict())
+    except BaseException as e:
+        if not (stop.requested or isinstance(e, KeyboardInterrupt)):
+            raise
+        if report.status == "pending":  # stopped before the run began: nothing was sent
+            _stopped(report, e, stop)
+        raise Interrupted(report) from e
     finally:
         rejects.close()
         if own_client and client is not None:
             client.close()
     return report
+
+
+def _stopped(report: ConversionReport, error: BaseException, stop: _Stop) -> None:
+    """Ctrl-C is an interruption, not a failure, unless the run had already failed on its own. After a
+    Ctrl-C, whatever error ends the run (DuckDB's "Query interrupted") is that interruption."""
+    if (stop.requested or isinstance(error, KeyboardInterrupt)) and report.error is None:
+        report.status = "interrupted"
+        report.error = INTERRUPTED
+        return
+    report.status = "failed"
+    report.error = report.error or f"interrupted: {type(error).__name__}"
+
+
+@dataclass
+class _Stop:
+    """Set by the first Ctrl-C: the run takes no new batch, records the batches in flight, and ends
+    `interrupted`.
+
+    Why a flag and not the KeyboardInterrupt itself: it surfaces wherever the main thread is, and
+    that is mostly inside DuckDB (reading the source, recording acknowledgements), which turns it
+    into RuntimeError("Query interrupted"); or between recording a batch and counting it.
+    """
+
+    requested: bool = False
+
+
+@contextmanager
+def _ctrl_c_stops(stop: _Stop) -> Iterator[None]:
+    """Make Ctrl-C request a stop for the block; a second Ctrl-C raises KeyboardInterrupt at once.
+
+    Only Python's default handler in the main thread is replaced, so an application's own Ctrl-C
+    handling is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def request(signum: int, frame: object) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+
+    signal.signal(signal.SIGINT, request)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextmanager
@@ -116,6 +198,7 @@ class _Run:
         progress: Progress | None,
         on_ack: Callable[[int], None] | None,
         run_id: str,
+        stop: _Stop,
     ):
         self.settings = settings
         self.state = state
@@ -125,6 +208,7 @@ class _Run:
         self.progress = progress
         self.on_ack = on_ack
         self.run_id = run_id
+        self.stop = stop
         self.mapper = EventMapper(settings)
         self.window_days = settings.window_days
         self.rows_of: dict[str, int] = {}
@@ -132,28 +216,40 @@ class _Run:
         self.pending: set[Future[BatchOutcome]] = set()
 
     def all(self, source: Source, sender: Sender | None, max_in_flight: int) -> None:
-        report = self.report
+        """Raises KeyboardInterrupt when a Ctrl-C stopped it, after recording what was acknowledged."""
         if sender is None:
-            for chunk in source.chunks():
-                report.sent += len(self.prepare(chunk))
-                self._advance(len(chunk))
-            report.status = "dry-run"
-            return
+            self._dry(source)
+        else:
+            self._send(source, sender, max_in_flight)
+        if self.stop.requested:
+            raise KeyboardInterrupt
+
+    def _dry(self, source: Source) -> None:
+        for chunk in source.chunks():
+            if self.stop.requested:
+                return
+            self.report.sent += len(self.prepare(chunk))
+            self._advance(len(chunk))
+        self.report.status = "dry-run"
+
+    def _send(self, source: Source, sender: Sender, max_in_flight: int) -> None:
+        report = self.report
         self.sending = True
         pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="capi")
         try:
             for chunk in source.chunks():
-                events = self.prepare(chunk)
-                for batch in batches(events, self.settings.batch_size):
+                if self._stopping():
+                    break
+                for batch in batches(self.prepare(chunk), self.settings.batch_size):
                     while len(self.pending) >= max_in_flight * 2:
                         self._collect()
-                    if report.error:
+                    if self._stopping():
                         break
                     self.pending.add(pool.submit(sender.send, batch))
-                if report.error:
+                if self._stopping():
                     break
                 self._advance(len(chunk))
-            while self.pending:
+            while self.pending and not self.stop.requested:  # after Ctrl-C: cancel what has not started
                 self._collect()
         finally:
             for f in self.pending:
@@ -161,6 +257,10 @@ class _Run:
             pool.shutdown(wait=True)
             self._salvage()
         report.status = "failed" if report.error else "ok"
+
+    def _stopping(self) -> bool:
+        """A fatal error or a Ctrl-C: send nothing more; batches in flight are still recorded."""
+        return self.report.error is not None or self.stop.requested
 
     def _advance(self, n: int) -> None:
         if self.progress is not None:

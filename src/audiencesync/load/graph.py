@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -145,6 +146,7 @@ class GraphClient:
             if settings.app_secret
             else None
         )
+        redact_http_logs(settings.access_token, self._proof)
 
     def close(self) -> None:
         self._http.close()
@@ -346,3 +348,72 @@ def _scrub(text: str, token: str) -> str:
 
 def _redact_path(path: str) -> str:
     return path.split("?", 1)[0]
+
+
+# -- secrets out of the HTTP libraries' logs ---------------------------------------------------
+
+HTTP_LOGGERS = ("httpx", "httpcore", "hpack")
+"""httpx logs every request URL at INFO; httpcore (and hpack, under HTTP/2) trace at DEBUG."""
+
+_SECRET_PARAM = re.compile(r"(?i)\b(access_token|appsecret_proof)=[^&\s\"'#]*")
+REDACTED = "[redacted]"
+MIN_SECRET_CHARS = 8
+"""Shorter values (test tokens like `t`) are not searched for: they would blank out ordinary text.
+Meta's tokens are far longer and an appsecret_proof is 64 hex characters."""
+
+
+class SecretRedactor(logging.Filter):
+    """Rewrites a record's text before any handler sees it: query values of `access_token` and
+    `appsecret_proof`, and every secret value a client registered, wherever it appears.
+
+    Why a filter and not a cleaner URL: a GET has no body, so its appsecret_proof must travel in the
+    query (spec §4), and httpx writes that URL into "HTTP Request: GET ..." lines, which `audiencesync
+    serve` and `sync -v` print. A filter on the libraries' own loggers catches every handler, present or
+    future (basicConfig, pytest's caplog, a user's logging config).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+
+    def add(self, *secrets: str | None) -> None:
+        """A tuple swapped whole, so a thread filtering a record never sees it change mid-loop."""
+        with self._lock:
+            fresh = {s for s in secrets if s and len(s) >= MIN_SECRET_CHARS and s not in self._secrets}
+            if fresh:
+                self._secrets = (*self._secrets, *sorted(fresh, key=len, reverse=True))
+
+    def redact(self, text: str) -> str:
+        text = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a malformed record; logging reports it without our help
+        clean = self.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_REDACTOR = SecretRedactor()
+
+
+def redact_http_logs(*secrets: str | None) -> None:
+    """Install the redactor on the HTTP libraries' loggers (idempotent) and register `secrets`.
+
+    A logger's filters only see records logged on that very logger, not its children's, so each
+    `httpcore.*` logger that exists (httpcore creates them on import) gets the filter itself.
+    """
+    _REDACTOR.add(*secrets)
+    known = list(logging.root.manager.loggerDict)
+    names = {*HTTP_LOGGERS, *(name for name in known if name.split(".", 1)[0] in HTTP_LOGGERS)}
+    for name in names:
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)

@@ -21,6 +21,7 @@ from typing import Any
 from audiencesync.load.graph import GraphClient, GraphError
 from audiencesync.plan.planner import Plan, TargetPlan
 from audiencesync.plan.targets import VALUE_KEY
+from audiencesync.state.ledger import ReplaceSession
 from audiencesync.state.store import StateStore
 
 Progress = Callable[[int], None]
@@ -217,12 +218,29 @@ class Uploader:
         ]
         self.store.set_replace_pending(plan.audience.key, tp.target.kind, True)
         session = ledger.replace_session(fb_id)
-        if session is None or _now() - session.started_at > RESUME_REPLACE_WITHIN:
+        resuming = session is not None and _now() - session.started_at <= RESUME_REPLACE_WITHIN
+        try:
+            return self._replace_session(plan, tp, fb_id, batches, session if resuming else None)
+        except GraphError as e:
+            if not resuming or e.code != 2650 or e.subcode not in (SESSION_FINISHED, SESSION_TIMED_OUT):
+                raise
+        # The interrupted session had in fact ended: Facebook took its last batch (the answer was
+        # lost) or closed it after 90 minutes. Either way it holds what the session sent.
+        out = Replaced(leftover=ledger.adopt_ended_replace(plan.audience.key, tp.target.kind, fb_id))
+        out.leftover = max(out.leftover, 1)  # re-plan against what it now holds
+        return out
+
+    def _replace_session(
+        self, plan: Plan, tp: TargetPlan, fb_id: str, batches: list[int], resume: ReplaceSession | None
+    ) -> Replaced:
+        ledger = self.store.ledger
+        if resume is None:
             session_id, seq = random.SystemRandom().randrange(1, 2**62), 0
             ledger.start_replace(fb_id, session_id)
         else:
-            session_id, seq = session.session_id, session.last_seq
+            session_id, seq = resume.session_id, resume.last_seq
         out = Replaced()
+        last = max(len(batches), 1)
         for i, b in enumerate(batches or [-1], start=1):
             seq += 1
             if b == -1:
@@ -233,21 +251,24 @@ class Uploader:
             spec = {
                 "session_id": session_id,
                 "batch_seq": seq,
-                "last_batch_flag": i == max(len(batches), 1),
+                "last_batch_flag": i == last,
                 "estimated_num_total": tp.adds,
             }
             response = self.client.users(
                 "POST", fb_id, schema, data, session=spec, edge="usersreplace", app_ids=self._app_ids(schema)
             )
-            ledger.advance_replace(fb_id, seq)
             out.add(len(data), response)
             out.num_received = int(response.get("num_received") or 0)  # Facebook counts the whole session
+            if i == last:
+                out.leftover = ledger.finish_replace(plan.audience.key, tp.target.kind, fb_id, tp.desired)
+            else:
+                ledger.advance_replace(fb_id, seq)
             self.progress(len(data))
             self.after_batch()
-        out.leftover = ledger.finish_replace(plan.audience.key, tp.target.kind, fb_id, tp.desired)
         return out
 
 
+SESSION_FINISHED, SESSION_TIMED_OUT = 1870159, 1870158
 RESUME_REPLACE_WITHIN = timedelta(minutes=75)
 """Facebook keeps a replace session open 90 minutes from its first batch; leave a margin."""
 

@@ -18,12 +18,14 @@ from audiencesync.matchkeys.context import DateOrder
 from audiencesync.matchkeys.dates import MONTHS
 from audiencesync.matchkeys.errors import (
     NO_LETTERS,
+    NOT_A_UUID,
     NOT_AN_EMAIL,
     NOTHING_LEFT,
     OUT_OF_RANGE,
     TWO_DIGIT_YEAR,
     ZERO_MADID,
 )
+from audiencesync.matchkeys.text import MADID_PATTERN, ZERO_MADID_PATTERN
 
 # Python's str.strip()/\s on ASCII: these eight, including the four information separators.
 ASCII_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
@@ -174,9 +176,15 @@ def birth_year_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
 
 
 def madid_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
-    lowered = T.str.to_lowercase()
-    zero = lowered.str.contains(r"^[0-]*0[0-]*$")
-    return _finish(frame, pl.when(~zero).then(lowered), pl.when(zero).then(pl.lit(ZERO_MADID)), hashed=False)
+    """The scalar rule's two checks in its order: all-zero first, then the UUID shape."""
+    frame = frame.with_columns(_low=T.str.to_lowercase())
+    lowered = pl.col("_low")
+    frame = frame.with_columns(
+        _zero=lowered.str.contains(f"^{ZERO_MADID_PATTERN}$"), _uuid=lowered.str.contains(f"^{MADID_PATTERN}$")
+    )
+    zero, uuid = pl.col("_zero"), pl.col("_uuid")
+    reason = pl.when(zero).then(pl.lit(ZERO_MADID)).when(~uuid).then(pl.lit(NOT_A_UUID))
+    return _finish(frame, pl.when(~zero & uuid).then(lowered), reason, hashed=False)
 
 
 def extern_id_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:

@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 from audiencesync.matchkeys.context import Context
-from audiencesync.matchkeys.errors import NO_LETTERS, NOT_AN_EMAIL, UNKNOWN_GENDER, ZERO_MADID, Invalid
+from audiencesync.matchkeys.errors import NO_LETTERS, NOT_A_UUID, NOT_AN_EMAIL, UNKNOWN_GENDER, ZERO_MADID, Invalid
 
 # One `@`, no whitespace, a non-empty local part and a domain of at least two non-empty labels.
 EMAIL_PATTERN = r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+"
@@ -17,7 +17,11 @@ GENDERS: dict[str, str] = {
     "f": "f", "female": "f", "woman": "f", "girl": "f",
 }  # fmt: skip
 
-_ZERO_MADID = re.compile(r"[0-]*0[0-]*")
+ZERO_MADID_PATTERN = r"[0-]*0[0-]*"
+_ZERO_MADID = re.compile(ZERO_MADID_PATTERN)
+# An IDFA or GAID as lowercase text: a UUID's 8-4-4-4-12 hex digits (ASCII only, so fast paths agree).
+MADID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_MADID = re.compile(MADID_PATTERN)
 
 
 def _nfc_lower(text: str) -> str:
@@ -58,10 +62,17 @@ def gender(text: str, ctx: Context) -> str:
 
 
 def madid(text: str, ctx: Context) -> str:
-    """The all-zero ID is what iOS and Android report when the user denied tracking: nobody."""
+    """The all-zero ID is what iOS and Android report when the user denied tracking: nobody.
+
+    MADID is sent plain, so anything else that is not an IDFA/GAID's UUID shape (an ID still in its
+    CSV quotes, a truncated one, free text) would reach Meta as is and match no one: it is invalid,
+    and counted, instead.
+    """
     lowered = text.lower()
     if _ZERO_MADID.fullmatch(lowered):
         raise Invalid(ZERO_MADID)
+    if _MADID.fullmatch(lowered) is None:
+        raise Invalid(NOT_A_UUID)
     return lowered
 
 

@@ -243,19 +243,24 @@ class Planner:
         self.con.execute(f"DELETE FROM {cur} WHERE pk IS NULL")
 
     def _stage_changes(self, plan: Plan) -> None:
-        """Compare with the cache, and with every member Facebook holds rows for: a member on
-        Facebook that the cache does not list (a run died after its add was acknowledged) is
-        compared as stale, so it is removed if the source no longer has it."""
+        """Compare with the cache. After a run that did not finish (`in_flight`, set before its
+        first send and cleared with the cache's commit), also with every member Facebook holds
+        rows for: one that the cache does not list (its add was acknowledged, then the run died)
+        is compared as stale, so it is removed if the source no longer has it. Outside that case
+        every such member is in the cache by construction, and the 10M-row anti-join is skipped."""
         r = plan.relations
+        key = {"key": self.audience.key}
         self.con.execute(
-            """CREATE OR REPLACE TEMP TABLE plan_prev AS
-                SELECT pk, raw_fp FROM st.source_rows WHERE audience_key = $key
-                UNION ALL
-                SELECT DISTINCT pk, 0::UBIGINT FROM st.fb_rows
-                WHERE fb_id IN (SELECT fb_id FROM st.fb_audiences WHERE audience_key = $key)
-                  AND pk NOT IN (SELECT pk FROM st.source_rows WHERE audience_key = $key)""",
-            {"key": self.audience.key},
+            "CREATE OR REPLACE TEMP TABLE plan_prev AS SELECT pk, raw_fp FROM st.source_rows WHERE audience_key = $key",
+            key,
         )
+        if self.store.in_flight(self.audience.key):
+            self.con.execute(
+                """INSERT INTO plan_prev SELECT DISTINCT pk, 0::UBIGINT FROM st.fb_rows
+                   WHERE fb_id IN (SELECT fb_id FROM st.fb_audiences WHERE audience_key = $key)
+                     AND pk NOT IN (SELECT pk FROM st.source_rows WHERE audience_key = $key)""",
+                key,
+            )
         self.con.execute(
             f"""CREATE OR REPLACE TEMP TABLE plan_delta AS
                SELECT coalesce(c.pk, p.pk) AS pk, c.pk IS NULL AS gone

@@ -229,6 +229,29 @@ class Ledger:
     def advance_replace(self, fb_id: str, seq: int) -> None:
         self.con.execute("UPDATE st.replace_sessions SET last_seq = ? WHERE fb_id = ?", [seq, fb_id])
 
+    def adopt_ended_replace(self, audience_key: str, kind: str, fb_id: str) -> int:
+        """A session we thought open had ended: Facebook holds every row it was sent (batches go one
+        after another, so the last one arriving means all did). Those rows become the facts and
+        their members are re-planned. Returns how many rows that is."""
+        sent = "SELECT DISTINCT pk, row_fp, schema, payload FROM st.fb_pending WHERE fb_id = $fb AND op = 'replace'"
+        c = self.con
+        with self.transaction():
+            c.execute("DELETE FROM st.fb_rows WHERE fb_id = $fb", {"fb": fb_id})
+            c.execute(f"INSERT INTO st.fb_rows SELECT $fb, pk, row_fp, schema, payload FROM ({sent})", {"fb": fb_id})
+            n = c.execute(f"SELECT count(DISTINCT row_fp) FROM ({sent})", {"fb": fb_id}).fetchall()[0][0]
+            self._mark_stale(audience_key, f"SELECT pk FROM ({sent})", {"fb": fb_id})
+            self._close_replace(audience_key, kind, fb_id)
+        return int(n)
+
+    def _close_replace(self, audience_key: str, kind: str, fb_id: str) -> None:
+        c = self.con
+        c.execute("DELETE FROM st.fb_pending WHERE fb_id = ? AND op = 'replace'", [fb_id])
+        c.execute("DELETE FROM st.replace_sessions WHERE fb_id = ?", [fb_id])
+        c.execute(
+            "UPDATE st.fb_audiences SET replace_pending = false WHERE audience_key = ? AND kind = ?",
+            [audience_key, kind],
+        )
+
     def finish_replace(self, audience_key: str, kind: str, fb_id: str, desired: str) -> int:
         """Facebook took the last batch: it holds what the session sent, this run's rows and any an
         earlier part of a resumed session sent. The latter are kept (and re-planned) so the next
@@ -243,12 +266,7 @@ class Ledger:
             n = c.execute(f"SELECT count(DISTINCT row_fp) FROM ({extra})", {"fb": fb_id}).fetchone()[0]
             c.execute(f"INSERT INTO st.fb_rows SELECT $fb, pk, row_fp, schema, payload FROM ({extra})", {"fb": fb_id})
             self._mark_stale(audience_key, f"SELECT pk FROM ({extra})", {"fb": fb_id})
-            c.execute("DELETE FROM st.fb_pending WHERE fb_id = ? AND op = 'replace'", [fb_id])
-            c.execute("DELETE FROM st.replace_sessions WHERE fb_id = ?", [fb_id])
-            c.execute(
-                "UPDATE st.fb_audiences SET replace_pending = false WHERE audience_key = ? AND kind = ?",
-                [audience_key, kind],
-            )
+            self._close_replace(audience_key, kind, fb_id)
         return int(n)
 
 

@@ -4,7 +4,9 @@ It flushes when the oldest waiting change has waited `flush_after`, or when `flu
 wait. A flush takes every waiting change of the due audiences, coalesces each person's flips
 (the last one wins; traits given later replace earlier ones, traits not given are kept), applies
 the result to `st.stream_members`, and runs the same sync as `audiencesync sync` for those
-audiences. Queue entries are deleted only after their audience's sync succeeded: a crash or a
+audiences. It holds the state file only for the flush (`state/lease.py`), so `sync`, `status`
+and the scheduler get their turn in between; the queue itself is the ingest log, never locked by
+a sync. Queue entries are deleted only after their audience's sync succeeded: a crash or a
 failed sync leaves them to be flushed again, which is harmless because applying the same changes
 twice gives the same members table, and the sync diffs that table against what Facebook holds.
 
@@ -20,14 +22,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from audiencesync import pipeline
 from audiencesync.config import Config
 from audiencesync.load.graph import GraphClient
 from audiencesync.report import AudienceReport, RunReport
+from audiencesync.state.ingest import IngestLog
+from audiencesync.state.lease import lease
 from audiencesync.state.store import StateStore
 from audiencesync.stream.members import COLUMNS
 from audiencesync.stream.metrics import Metrics
-from audiencesync.stream.queue import QUEUE, QueueStats
+from audiencesync.stream.queue import QueueStats
 from audiencesync.stream.settings import ServeSettings, stream_audiences
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,10 @@ log = logging.getLogger(__name__)
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
 IDLE_WAIT = 3600.0
+FLUSH_WAIT_S = 3600.0
+"""How long a flush waits for the state file (a long `sync --full-refresh` may hold it)."""
+DEGRADED_AFTER = 3
+"""Failed flushes in a row after which `/health` says degraded."""
 
 SyncFn = Callable[..., RunReport]
 
@@ -58,13 +68,14 @@ class FlushOutcome:
 
 
 class Flusher:
-    """A background thread with its own state handle and Graph client."""
+    """A background thread with its own queue connection and Graph client; it leases the state file
+    for each flush."""
 
     def __init__(
         self,
         config: Config,
         settings: ServeSettings,
-        store: StateStore,
+        log: IngestLog,
         stats: QueueStats,
         metrics: Metrics,
         *,
@@ -73,7 +84,7 @@ class Flusher:
     ):
         self.config = config
         self.settings = settings
-        self.store = store
+        self.log = log
         self.stats = stats
         self.metrics = metrics
         self.client = client or GraphClient(config.meta)
@@ -84,6 +95,7 @@ class Flusher:
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="stream-flusher", daemon=True)
         self.last_error: str | None = None
+        self.failed_in_a_row = 0
         self.flushing = False
         self.depth_by_audience: dict[str, int] = {}
 
@@ -132,9 +144,7 @@ class Flusher:
         return self._next_check(waiting, now)
 
     def waiting(self) -> dict[str, Waiting]:
-        rows = self.store.con.execute(
-            f"SELECT audience_key, count(*), min(accepted_at), max(seq) FROM {QUEUE} GROUP BY audience_key"
-        ).fetchall()
+        rows = self.log.waiting()
         found = {k: Waiting(int(n), float(oldest), int(seq)) for k, n, oldest, seq in rows}
         self.depth_by_audience = {k: w.count for k, w in found.items()}
         return found
@@ -159,24 +169,45 @@ class Flusher:
         self.flushing = True
         outcome = FlushOutcome()
         try:
-            apply_changes(self.store, {k: w.max_seq for k, w in due.items()})
-            configured = [k for k in due if k in self._audiences]
-            for k in set(due) - set(configured):
-                log.warning("queued changes for %r, which is no longer a stream audience, were dropped", k)
-                outcome.done[k] = self._done(k, due[k])
-            if configured:
-                self._sync_audiences(configured, due, outcome)
+            with lease(self.config.state, door="serve (stream flush)", wait_s=FLUSH_WAIT_S, on_wait=log.info) as store:
+                changes = self.log.read_upto({k: w.max_seq for k, w in due.items()})
+                apply_changes(store, changes)
+                configured = [k for k in due if k in self._audiences]
+                for k in set(due) - set(configured):
+                    log.warning("queued changes for %r, which is no longer a stream audience, were dropped", k)
+                    outcome.done[k] = self._done(k, due[k])
+                if configured:
+                    self._sync_audiences(store, configured, due, outcome)
+        except Exception as exc:
+            log.exception("a stream flush failed before its sync; its changes stay queued")
+            for k, w in due.items():
+                if k not in outcome.done:
+                    outcome.kept[k] = w.count
+                    outcome.errors.setdefault(k, f"flush failed: {type(exc).__name__}")
+                    self._back_off(k, outcome.errors[k])
         finally:
             self.flushing = False
             took = time.perf_counter() - t0
             self.metrics.flushed(took, not outcome.kept)
+            self.failed_in_a_row = self.failed_in_a_row + 1 if outcome.kept else 0
             self._refresh_stats()
-            log.info("flushed %d changes (%s) in %.2fs", sum(w.count for w in due.values()), ", ".join(due), took)
+            self._log_outcome(outcome, took)
         return outcome
 
-    def _sync_audiences(self, keys: list[str], due: dict[str, Waiting], outcome: FlushOutcome) -> None:
+    @staticmethod
+    def _log_outcome(outcome: FlushOutcome, took: float) -> None:
+        if outcome.done:
+            synced = ", ".join(f"{k} {n:,}" for k, n in sorted(outcome.done.items()))
+            log.info("flushed in %.2fs: synced %s", took, synced)
+        if outcome.kept:
+            kept = ", ".join(f"{k} {n:,} ({outcome.errors.get(k, 'failed')})" for k, n in sorted(outcome.kept.items()))
+            log.warning("flush after %.2fs kept changes queued for a retry: %s", took, kept)
+
+    def _sync_audiences(
+        self, store: StateStore, keys: list[str], due: dict[str, Waiting], outcome: FlushOutcome
+    ) -> None:
         try:
-            report = self._sync(self.config, audiences=keys, include_stream=True, store=self.store, client=self.client)
+            report = self._sync(self.config, audiences=keys, include_stream=True, store=store, client=self.client)
             by_key: dict[str, AudienceReport] = {a.key: a for a in report.audiences}
         except Exception as exc:
             log.exception("the stream sync raised; its changes stay queued")
@@ -185,10 +216,12 @@ class Flusher:
             outcome.errors.update({k: reason for k in keys})
         for k in keys:
             rep = by_key.get(k)
-            if rep is not None and rep.status in ("ok", "waiting"):
+            ok = rep is not None and rep.status in ("ok", "waiting")
+            self.metrics.audience_synced(k, rep.duration_s if rep is not None else 0.0, ok)
+            if ok:
                 outcome.done[k] = self._done(k, due[k])
                 self.metrics.add("sent", k, due[k].count)
-                for fb in rep.facebook:
+                for fb in rep.facebook:  # type: ignore[union-attr]
                     self.metrics.add("rows_added", k, fb.adds if fb.status == "ok" else 0)
                     self.metrics.add("rows_removed", k, fb.removes if fb.status == "ok" else 0)
                 self._backoff.pop(k, None)
@@ -200,10 +233,7 @@ class Flusher:
             self._back_off(k, reason)
 
     def _done(self, key: str, w: Waiting) -> int:
-        deleted = self.store.con.execute(
-            f"DELETE FROM {QUEUE} WHERE audience_key = ? AND seq <= ?", [key, w.max_seq]
-        ).fetchall()[0][0]
-        self.stats.removed(int(deleted))
+        self.stats.removed(self.log.delete_upto(key, w.max_seq))
         return w.count
 
     def _back_off(self, key: str, reason: str) -> None:
@@ -216,8 +246,7 @@ class Flusher:
     def _refresh_stats(self) -> None:
         """The oldest change is read under the stats lock: a commit cannot slip between read and set."""
         with self.stats.cond:
-            oldest = self.store.con.execute(f"SELECT min(accepted_at) FROM {QUEUE}").fetchall()[0][0]
-            self.stats.oldest = oldest
+            self.stats.oldest = self.log.depth()[1]
             self.stats.retry_at = max((t for t, _ in self._backoff.values()), default=0.0)
 
     def status(self) -> dict[str, Any]:
@@ -225,6 +254,7 @@ class Flusher:
             "alive": self.alive(),
             "flushing": self.flushing,
             "backing_off": sorted(k for k, (t, _) in self._backoff.items() if t > time.time()),
+            "failed_flushes_in_a_row": self.failed_in_a_row,
             "last_error": self.last_error,
         }
 
@@ -236,28 +266,30 @@ _MERGED = ", ".join(f"coalesce(f.{c}, CASE WHEN NOT f.fresh THEN m.{c} END) AS {
 _COLS = ", ".join(COLUMNS)
 
 
-def apply_changes(store: StateStore, upto: dict[str, int]) -> int:
-    """Coalesce the queued changes (per audience, up to a seq) into `st.stream_members`.
+def apply_changes(store: StateStore, changes: pa.Table) -> int:
+    """Coalesce queued changes (read from the ingest log) into `st.stream_members`.
 
     Per person the last change decides membership; each key takes its last value given since
     the person's last exit, and falls back to what the members table held when they did not leave.
     Returns how many people were touched. Idempotent: the same changes give the same table.
     """
     con = store.con
-    con.execute("CREATE OR REPLACE TEMP TABLE flush_upto (audience_key VARCHAR, max_seq BIGINT)")
-    con.executemany("INSERT INTO flush_upto VALUES (?, ?)", [[k, s] for k, s in upto.items()])
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE flush_final AS
-            WITH q AS (
-                SELECT s.*,
-                    max(CASE WHEN NOT s.member THEN s.seq END) OVER (PARTITION BY s.audience_key, s.pk) AS last_out,
-                    max(s.seq) OVER (PARTITION BY s.audience_key, s.pk) AS last_seq
-                FROM {QUEUE} s JOIN flush_upto u ON s.audience_key = u.audience_key AND s.seq <= u.max_seq
-            )
-            SELECT audience_key, pk, bool_or(member AND seq = last_seq) AS member,
-                   bool_or(last_out IS NOT NULL) AS fresh, {_LAST}
-            FROM q GROUP BY audience_key, pk"""
-    )
+    con.register("flush_queue", changes)
+    try:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE flush_final AS
+                WITH q AS (
+                    SELECT s.*,
+                        max(CASE WHEN NOT s.member THEN s.seq END) OVER (PARTITION BY s.audience_key, s.pk) AS last_out,
+                        max(s.seq) OVER (PARTITION BY s.audience_key, s.pk) AS last_seq
+                    FROM flush_queue s
+                )
+                SELECT audience_key, pk, bool_or(member AND seq = last_seq) AS member,
+                       bool_or(last_out IS NOT NULL) AS fresh, {_LAST}
+                FROM q GROUP BY audience_key, pk"""
+        )
+    finally:
+        con.unregister("flush_queue")
     con.execute("BEGIN")
     try:
         con.execute(

@@ -26,6 +26,9 @@ class Metrics:
     commerce_not_forwarded: int = 0
     last_flush_seconds: float = 0.0
     last_success: float | None = None
+    audience_last_success: dict[str, float] = field(default_factory=dict)
+    audience_failures: Counter[str] = field(default_factory=Counter)
+    audience_sync_seconds: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -43,6 +46,15 @@ class Metrics:
             self.flushes["ok" if ok else "failed"] += 1
             if ok:
                 self.last_success = time.time()
+
+    def audience_synced(self, key: str, seconds: float, ok: bool) -> None:
+        """One audience's sync, by the flusher or the scheduler."""
+        with self._lock:
+            self.audience_sync_seconds[key] = seconds
+            if ok:
+                self.audience_last_success[key] = time.time()
+            else:
+                self.audience_failures[key] += 1
 
     def render(self, depth: int, oldest_age: float, depth_by_audience: dict[str, int]) -> str:
         with self._lock:
@@ -80,6 +92,13 @@ class Metrics:
             _family(lines, "commerce_events_not_forwarded_total", "counter",
                     "mParticle commerce events accepted but not forwarded to the Conversions API.",
                     {(): self.commerce_not_forwarded})  # fmt: skip
+            _family(lines, "audience_last_success_timestamp_seconds", "gauge",
+                    "Unix time of each audience's last successful sync (stream or scheduled).",
+                    {(("audience", k),): v for k, v in self.audience_last_success.items()})  # fmt: skip
+            _family(lines, "audience_sync_failures_total", "counter", "Failed syncs, per audience.",
+                    _by("audience", self.audience_failures))  # fmt: skip
+            _family(lines, "audience_last_sync_duration_seconds", "gauge", "How long each audience's last sync took.",
+                    {(("audience", k),): v for k, v in self.audience_sync_seconds.items()})  # fmt: skip
             if self.last_success is not None:
                 _family(lines, "last_successful_flush_timestamp_seconds", "gauge",
                         "Unix time of the last flush that synced.", {(): self.last_success})  # fmt: skip

@@ -1,9 +1,10 @@
-"""The durable queue: accepted changes, written to the state file before the caller hears 200.
+"""The durable queue: accepted changes, written to disk before the caller hears 200.
 
 One writer thread owns every insert. HTTP handlers hand it their changes and wait; it takes
 whatever has gathered, writes it in one transaction (group commit: many calls, one commit) and
-then answers them all. A change is in `st.stream_queue` from the moment its call is answered
-until the flusher has synced it to Facebook, so a crash anywhere re-flushes it on restart.
+then answers them all. A change is in the ingest log (`state/ingest.py`, a SQLite file beside
+the state, so accepting never waits for a sync that holds the state file) from the moment its
+call is answered until the flusher has synced it to Facebook, so a crash anywhere re-flushes it.
 
 The queue holds hashed keys only (see `members.py`), as does `st.stream_members`, the table of
 who is currently in each stream audience that the pipeline reads as the audience's source.
@@ -21,31 +22,34 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-
 from audiencesync.pipeline import STREAM_MEMBERS
+from audiencesync.state.ingest import IngestLog
 from audiencesync.state.store import StateStore
 from audiencesync.stream.members import COLUMNS, Change
 
 log = logging.getLogger(__name__)
 
-QUEUE = "st.stream_queue"
+OLD_QUEUE = "st.stream_queue"
+"""Where versions before the ingest log kept the queue; moved out at start-up."""
 SLOW_COMMIT_S = 1.0
 MAX_GROUP = 50_000
 """Changes written in one transaction at most; more wait for the next one."""
 
 _VALUE_DDL = ", ".join(f"{c} VARCHAR" for c in COLUMNS)
-DDL = f"""
-CREATE TABLE IF NOT EXISTS {STREAM_MEMBERS} (audience_key VARCHAR, pk VARCHAR, {_VALUE_DDL});
-CREATE TABLE IF NOT EXISTS {QUEUE} (
-    seq BIGINT NOT NULL, accepted_at DOUBLE NOT NULL, audience_key VARCHAR NOT NULL, pk VARCHAR NOT NULL,
-    member BOOLEAN NOT NULL, {_VALUE_DDL}
-);
-"""
+DDL = f"CREATE TABLE IF NOT EXISTS {STREAM_MEMBERS} (audience_key VARCHAR, pk VARCHAR, {_VALUE_DDL});"
 
 
-def create_tables(store: StateStore) -> None:
+def create_tables(store: StateStore, log: IngestLog) -> None:
+    """The members table, and the queue moved out of a state file an older version wrote."""
     store.con.execute(DDL)
+    found = store.con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'st' AND table_name = 'stream_queue'"
+    ).fetchall()[0][0]
+    if found:
+        cols = ", ".join(("seq", "accepted_at", "audience_key", "pk", "member", *COLUMNS))
+        rows = store.con.execute(f"SELECT {cols} FROM {OLD_QUEUE} ORDER BY seq").fetchall()
+        log.append(rows)
+        store.con.execute(f"DROP TABLE {OLD_QUEUE}")
 
 
 class QueueFull(Exception):
@@ -75,8 +79,8 @@ class QueueStats:
     wake: bool = False
     cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def load(self, store: StateStore) -> None:
-        n, oldest = store.con.execute(f"SELECT count(*), min(accepted_at) FROM {QUEUE}").fetchall()[0]
+    def load(self, log: IngestLog) -> None:
+        n, oldest = log.depth()
         with self.cond:
             self.pending, self.oldest = int(n), oldest
 
@@ -103,8 +107,8 @@ class QueueStats:
 class QueueWriter:
     """Group-commits changes into `st.stream_queue` on its own thread."""
 
-    def __init__(self, store: StateStore, stats: QueueStats, *, max_queue: int, flush_after: float, retry_max: float):
-        self.store = store
+    def __init__(self, log: IngestLog, stats: QueueStats, *, max_queue: int, flush_after: float, retry_max: float):
+        self.log = log
         self.stats = stats
         self.max_queue = max_queue
         self.flush_after = flush_after
@@ -112,7 +116,7 @@ class QueueWriter:
         self._inbox: stdqueue.Queue[_Item | None] = stdqueue.Queue()
         self._thread = threading.Thread(target=self._run, name="stream-queue-writer", daemon=True)
         self._stopped = False
-        self._next_seq = 1 + store.con.execute(f"SELECT coalesce(max(seq), 0) FROM {QUEUE}").fetchall()[0][0]
+        self._next_seq = 1 + log.max_seq()
         self.written: Counter[str] = Counter()
 
     def start(self) -> QueueWriter:
@@ -200,14 +204,7 @@ class QueueWriter:
         at = time.time()
         changes = [c for item in group for c in item.changes]
         try:
-            table = _arrow(changes, self._next_seq, at)
-            con = self.store.con
-            con.register("incoming_changes", table)
-            try:
-                cols = ", ".join(table.column_names)
-                con.execute(f"INSERT INTO {QUEUE} ({cols}) SELECT {cols} FROM incoming_changes")
-            finally:
-                con.unregister("incoming_changes")
+            self.log.append(_rows(changes, self._next_seq, at))
         except Exception as exc:
             log.error("the queue write failed (%s: %s); %d changes refused", type(exc).__name__, exc, size)
             self._release(size)
@@ -252,15 +249,8 @@ def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], exc:
     loop.call_soon_threadsafe(settle)
 
 
-def _arrow(changes: list[Change], first_seq: int, at: float) -> pa.Table:
-    n = len(changes)
-    data: dict[str, pa.Array] = {
-        "seq": pa.array(range(first_seq, first_seq + n), pa.int64()),
-        "accepted_at": pa.array([at] * n, pa.float64()),
-        "audience_key": pa.array([c.audience_key for c in changes], pa.string()),
-        "pk": pa.array([c.pk for c in changes], pa.string()),
-        "member": pa.array([c.member for c in changes], pa.bool_()),
-    }
-    for col in COLUMNS:
-        data[col] = pa.array([c.values.get(col) for c in changes], pa.string())
-    return pa.table(data)
+def _rows(changes: list[Change], first_seq: int, at: float) -> list[tuple[object, ...]]:
+    return [
+        (first_seq + i, at, c.audience_key, c.pk, c.member, *(c.values.get(col) for col in COLUMNS))
+        for i, c in enumerate(changes)
+    ]

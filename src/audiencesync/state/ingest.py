@@ -1,0 +1,113 @@
+"""The stream's durable queue: accepted membership changes, in a SQLite file of their own.
+
+Why not the DuckDB state file: DuckDB lets one process hold that file, and a sync of a million
+members holds it for seconds. Accepting a Segment call must never wait for that, so accepted
+changes go to `<state>.queue.sqlite` in WAL mode (one writer, readers never blocked, any process),
+fsynced before the caller hears 200. The flusher copies them into the state file when it has
+its turn and deletes them from here only after their audience's sync succeeded.
+
+Hashed values only, as everywhere in the state.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def queue_path(state: str | Path) -> Path:
+    return Path(f"{state}.queue.sqlite")
+
+
+class IngestLog:
+    """One SQLite connection per thread on the queue file (sqlite3 connections are per thread)."""
+
+    def __init__(self, path: str | Path, columns: Sequence[str]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.columns = tuple(columns)
+        self._local = threading.local()
+        values = ", ".join(f"{c} TEXT" for c in self.columns)
+        con = self._con()
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS stream_queue (seq INTEGER PRIMARY KEY, accepted_at REAL NOT NULL, "
+            f"audience_key TEXT NOT NULL, pk TEXT NOT NULL, member INTEGER NOT NULL, {values})"
+        )
+        con.execute("CREATE INDEX IF NOT EXISTS stream_queue_audience ON stream_queue (audience_key, seq)")
+
+    def _con(self) -> sqlite3.Connection:
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            self._local.con = con
+        return con
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, rows: Iterable[tuple[object, ...]]) -> None:
+        """(seq, accepted_at, audience_key, pk, member, *values) rows, in one durable transaction."""
+        cols = ("seq", "accepted_at", "audience_key", "pk", "member", *self.columns)
+        marks = ", ".join("?" for _ in cols)
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.executemany(f"INSERT INTO stream_queue ({', '.join(cols)}) VALUES ({marks})", rows)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def delete_upto(self, audience_key: str, max_seq: int) -> int:
+        cur = self._con().execute(
+            "DELETE FROM stream_queue WHERE audience_key = ? AND seq <= ?", [audience_key, max_seq]
+        )
+        return cur.rowcount
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def max_seq(self) -> int:
+        return int(self._con().execute("SELECT coalesce(max(seq), 0) FROM stream_queue").fetchone()[0])
+
+    def depth(self) -> tuple[int, float | None]:
+        """How many changes wait, and when the oldest was accepted."""
+        n, oldest = self._con().execute("SELECT count(*), min(accepted_at) FROM stream_queue").fetchone()
+        return int(n), oldest
+
+    def waiting(self) -> list[tuple[str, int, float, int]]:
+        """Per audience: (key, count, oldest accepted_at, max seq)."""
+        return (
+            self._con()
+            .execute(
+                "SELECT audience_key, count(*), min(accepted_at), max(seq) FROM stream_queue GROUP BY audience_key"
+            )
+            .fetchall()
+        )
+
+    def read_upto(self, upto: dict[str, int]) -> pa.Table:
+        """The waiting changes of these audiences, each up to its seq, as an Arrow table."""
+        cols = ("seq", "accepted_at", "audience_key", "pk", "member", *self.columns)
+        rows: list[tuple[object, ...]] = []
+        con = self._con()
+        for key, seq in upto.items():
+            rows += con.execute(
+                f"SELECT {', '.join(cols)} FROM stream_queue WHERE audience_key = ? AND seq <= ? ORDER BY seq",
+                [key, seq],
+            ).fetchall()
+        types = [pa.int64(), pa.float64(), pa.string(), pa.string(), pa.bool_(), *(pa.string() for _ in self.columns)]
+        arrays = [pa.array([r[i] for r in rows], t) for i, t in enumerate(types) if i != 4]
+        arrays.insert(4, pa.array([bool(r[4]) for r in rows], pa.bool_()))
+        return pa.table(dict(zip(cols, arrays, strict=True)))
