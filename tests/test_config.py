@@ -144,7 +144,7 @@ def test_bad_conversions_section_stops_every_command(tmp_path):
         EXAMPLE
         + 'conversions:\n  dataset_id: "987654321"\n  email_identity: email\n  ldu: never\n  default_country: US\n'
     )
-    assert load_config(write(tmp_path, good), env=ENV).conversions.dataset_id == "987654321"
+    assert load_config(write(tmp_path, good), env=ENV).conversions["dataset_id"] == "987654321"
 
 
 def test_bad_serve_section_stops_every_command(tmp_path):

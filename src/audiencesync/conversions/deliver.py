@@ -26,23 +26,6 @@ from audiencesync.state import StateStore
 
 log = logging.getLogger(__name__)
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS st.conversion_events (
-    dataset VARCHAR NOT NULL,
-    event_id VARCHAR NOT NULL,
-    event_time BIGINT NOT NULL,
-    run_id VARCHAR NOT NULL,
-    acknowledged_at TIMESTAMP NOT NULL
-);
-CREATE TABLE IF NOT EXISTS st.conversion_runs (
-    run_id VARCHAR NOT NULL,
-    dataset VARCHAR NOT NULL,
-    started_at TIMESTAMP NOT NULL,
-    finished_at TIMESTAMP,
-    status VARCHAR NOT NULL,
-    report JSON
-);
-"""
 
 INVALID_EVENT_CODE = 100
 """Facebook's code for an invalid parameter: with CAPI, one event failed validation (subcodes 2804xxx)."""
@@ -54,7 +37,6 @@ class ConversionState:
     def __init__(self, store: StateStore, dataset: str):
         self.con = store.con
         self.dataset = dataset
-        self.con.execute(_DDL)
         self.con.execute("CREATE OR REPLACE TEMP TABLE conv_seen (event_id VARCHAR)")
 
     def forget_before(self, event_time: int) -> int:
@@ -146,7 +128,6 @@ def interrupt_stale_runs(store: StateStore) -> int:
     says how many there were. `finished_at` stays empty: nobody saw it end. Returns how many were marked.
     """
     con = store.con
-    con.execute(_DDL)
     stale = con.execute(
         """SELECT r.run_id, count(e.event_id) FROM st.conversion_runs r
            LEFT JOIN st.conversion_events e ON e.run_id = r.run_id

@@ -10,7 +10,7 @@ import duckdb
 
 SCHEMA_VERSION = "2"
 
-SYNC_DDL = """
+DDL = """
 CREATE TABLE IF NOT EXISTS st.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS st.fb_audiences (
     audience_key VARCHAR NOT NULL,
@@ -41,6 +41,21 @@ CREATE TABLE IF NOT EXISTS st.fb_pending (
 CREATE TABLE IF NOT EXISTS st.replace_sessions (
     fb_id VARCHAR PRIMARY KEY, session_id BIGINT NOT NULL, last_seq BIGINT NOT NULL, started_at TIMESTAMP NOT NULL
 );
+CREATE TABLE IF NOT EXISTS st.conversion_events (
+    dataset VARCHAR NOT NULL,
+    event_id VARCHAR NOT NULL,
+    event_time BIGINT NOT NULL,
+    run_id VARCHAR NOT NULL,
+    acknowledged_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS st.conversion_runs (
+    run_id VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP,
+    status VARCHAR NOT NULL,
+    report JSON
+);
 CREATE TABLE IF NOT EXISTS st.runs (
     run_id VARCHAR NOT NULL, audience_key VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL,
     finished_at TIMESTAMP, status VARCHAR NOT NULL, report JSON
@@ -57,7 +72,7 @@ class SchemaError(RuntimeError):
 
 def migrate(con: duckdb.DuckDBPyConnection, path: str) -> None:
     """Create what is missing and record the version; version 1 files only lack new tables."""
-    con.execute(SYNC_DDL)
+    con.execute(DDL)
     row = con.execute("SELECT value FROM st.meta WHERE key = 'schema_version'").fetchone()
     found = row[0] if row else None
     if found not in (None, "1", SCHEMA_VERSION):
