@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_unit_file_passes_systemd_analyze_verify(tmp_path):
     unit = (ROOT / "deploy" / "audiencesync.service").read_text()
     assert "ExecStart=/opt/audiencesync/.venv/bin/audiencesync serve" in unit
-    here = unit.replace("/opt/audiencesync", str(ROOT)).replace("User=audiencesync", "User=root")
+    here = unit.replace("/opt/audiencesync/.venv/bin/audiencesync", str(Path(sys.executable).parent / "audiencesync"))
+    here = here.replace("/opt/audiencesync", str(ROOT)).replace("User=audiencesync", "User=root")
     here = here.replace("EnvironmentFile=/etc", "EnvironmentFile=-/etc")  # no secrets file on this machine
     path = tmp_path / "audiencesync.service"
     path.write_text(here)

@@ -89,3 +89,26 @@ def test_flush_size_flushes_before_flush_after(server_for, fb):
     assert post(srv, "/v1/batch", {"batch": [identify("a", True), identify("b", True)]}).status_code == 200
     assert post(srv, "/v1/identify", identify("c", True)).status_code == 200
     fb.wait_for(lambda: fb.column(MULTI, "EXTERN_ID") == {"a", "b", "c"}, timeout=10)
+
+
+def test_a_user_who_leaves_during_a_failing_flush_and_comes_back_is_in_every_audience(server_for, fb, monkeypatch):
+    """Issue 9: the email audience's removal succeeded, the multi-key one's failed; the user came
+    back with the same traits and stayed missing from the email audience for good."""
+    from audiencesync.stream import flusher
+
+    monkeypatch.setattr(flusher, "BACKOFF_START", 0.1)
+    monkeypatch.setattr(flusher, "BACKOFF_MAX", 0.3)
+    srv = server_for(audiences=WITH_EMAIL)
+    for user in ("stay", "flip"):
+        assert post(srv, "/v1/identify", identify(user, True, f"{user}@example.com")).status_code == 200
+    fb.wait_for(lambda: fb.column(MULTI, "EXTERN_ID") == {"stay", "flip"})
+    multi_id = fb.audience(MULTI)["id"]
+    fault = {"method": "DELETE", "path": rf"/{multi_id}/users$", "count": 10_000, "error": {"code": 200}}
+    httpx.post(f"{fb.url}/_emulator/faults", json=fault)
+    assert post(srv, "/v1/identify", identify("flip", False)).status_code == 200
+    fb.wait_for(lambda: fb.column(EMAIL, "EMAIL") == {sha("stay@example.com")})  # one sibling went through
+    fb.wait_for(lambda: httpx.get(f"{srv.url}/health").json()["flusher"]["last_error"] is not None)
+    httpx.delete(f"{fb.url}/_emulator/faults")
+    assert post(srv, "/v1/identify", identify("flip", True, "flip@example.com")).status_code == 200
+    both = {sha("stay@example.com"), sha("flip@example.com")}
+    fb.wait_for(lambda: fb.column(EMAIL, "EMAIL") == both and fb.column(MULTI, "EXTERN_ID") == {"stay", "flip"})
