@@ -1,10 +1,13 @@
 """The config file: the issue's example works as written; every error names the setting."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from audiencesync.config import ConfigError, load_config, parse_config, parse_duration, snake_case
+from audiencesync.config import ConfigError, SourceSettings, load_config, parse_config, parse_duration, snake_case
+from audiencesync.settings.source import STREAM_SOURCE
 
 EXAMPLE = """
 meta:
@@ -70,7 +73,10 @@ def test_unset_required_variable_names_setting_not_value(tmp_path):
     [
         (("mode: mirror", "mode: sideways"), "audiences[0] (VIP customers).mode"),
         (("min_size: 100", "min_size: -1"), "audiences[0] (VIP customers).min_size"),
-        (("forward: [email, phone, mobile_ad_id]", "forward: [email, fax]"), "unknown identity 'fax'"),
+        (
+            ("forward: [email, phone, mobile_ad_id]", "forward: [email, fax]"),
+            "audiences[0] (VIP customers).forward: unknown identity 'fax'",
+        ),
         (("source: crm", "source: warehouse"), "no source named 'warehouse'"),
         (("api_version: v25.0", "api_version: 25"), "meta.api_version"),
         (('ad_account_id: "1234567890"', 'ad_account_id: "abc"'), "meta.ad_account_id"),
@@ -144,7 +150,7 @@ def test_bad_conversions_section_stops_every_command(tmp_path):
         EXAMPLE
         + 'conversions:\n  dataset_id: "987654321"\n  email_identity: email\n  ldu: never\n  default_country: US\n'
     )
-    assert load_config(write(tmp_path, good), env=ENV).conversions["dataset_id"] == "987654321"
+    assert load_config(write(tmp_path, good), env=ENV).conversions.dataset_id == "987654321"
 
 
 def test_bad_serve_section_stops_every_command(tmp_path):
@@ -190,3 +196,73 @@ def test_every_unset_variable_is_named_at_once(tmp_path):
         "meta.access_token: environment variable META_ACCESS_TOKEN is not set",
         "meta.app_secret: environment variable META_APP_SECRET is not set",
     ]
+
+
+def test_a_variable_in_a_list_names_the_audience(tmp_path):
+    text = EXAMPLE.replace("query: select *", "query: ${CRM_QUERY} select *")
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text), env=ENV)
+    assert e.value.problems == ["audiences[0] (VIP customers).query: environment variable CRM_QUERY is not set"]
+
+
+def test_every_section_is_checked_in_one_pass(tmp_path):
+    text = EXAMPLE.replace("mode: mirror", "mode: sideways")
+    text += 'conversions:\n  dataset_id: "987654321"\n  ldu: sometimes\nserve:\n  write_key: abc\n  flush_after: soon\n'
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text), env=ENV)
+    assert e.value.problems == [
+        "audiences[0] (VIP customers).mode: must be one of mirror, upsert or delete",
+        "conversions.ldu: must be one of never, always or when_located",
+        "serve.flush_after: not a duration; write it like 2s, 500ms, 15m or 3h",
+    ]
+
+
+def test_cross_section_problems_are_all_named():
+    base = {"meta": {"access_token": "t", "ad_account_id": "1"}, "sources": {"s": {}}}
+    a = {"name": "A", "source": "s", "query": "q", "customer_file_source": "USER_PROVIDED_ONLY", "multi_key": True}
+    raw = {
+        **base,
+        "audiences": [a, {**a, "name": "a", "forward": ["facebook_id"]}, {**a, "name": "B", "source": "nope"}],
+    }
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw, env={})
+    assert e.value.problems == [
+        "audiences[1] (a).key: 'a' is used by another audience",
+        "audiences[1] (a).forward: facebook_id needs meta.app_id (Facebook IDs are app-scoped)",
+        "audiences[2] (B).source: no source named 'nope' under `sources`",
+    ]
+
+
+def test_a_source_error_names_its_setting():
+    base = {"meta": {"access_token": "t", "ad_account_id": "1"}}
+    with pytest.raises(ConfigError) as e:
+        parse_config({**base, "sources": {"lite": {"type": "sqlite"}}}, env={})
+    assert e.value.problems == ["sources.lite.path: a sqlite source needs the database file"]
+
+
+def test_source_of_gives_stream_audiences_the_implicit_stream_source():
+    a = {"customer_file_source": "USER_PROVIDED_ONLY", "multi_key": True}
+    cfg = parse_config(
+        {
+            "meta": {"access_token": "t", "ad_account_id": "1"},
+            "sources": {"crm": {"type": "sqlite", "path": "crm.db"}},
+            "audiences": [
+                {**a, "name": "Q", "source": "crm", "query": "select 1"},
+                {**a, "name": "S", "source": "stream"},
+            ],
+        },
+        env={},
+    )
+    assert cfg.source_of(cfg.audience("Q")) == SourceSettings(type="sqlite", path="crm.db")
+    assert cfg.source_of(cfg.audience("S")) is STREAM_SOURCE and STREAM_SOURCE.type == "stream"
+
+
+def test_the_section_modules_do_not_import_config():
+    """The sections are leaves: `config.py` imports them, never the other way round."""
+    modules = ["audience", "common", "conversions", "errors", "guard", "meta", "serve", "source"]
+    code = (
+        "import sys\n"
+        + "".join(f"import audiencesync.settings.{m}\n" for m in modules)
+        + "assert 'audiencesync.config' not in sys.modules, sorted(m for m in sys.modules if 'audiencesync' in m)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -66,7 +66,7 @@ def sync(
     report = RunReport(run_id=uuid.uuid4().hex[:12])
     try:
         for a in selected:
-            src = config.sources.get(a.source, SourceSettings(type="stream"))
+            src = config.source_of(a)
             guarded = not force
             if src.type == "stream":
                 if not include_stream:

@@ -89,3 +89,15 @@ def test_rejects_path_defaults_next_to_the_state(tmp_path: Path) -> None:
     assert s.rejects_path(str(tmp_path / "state.duckdb"), "R1") == tmp_path / "rejects" / "conversions-R1.csv"
     s = ConversionsSettings(dataset_id="1", rejects=str(tmp_path / "bad-{run_id}.csv"))
     assert s.rejects_path("x", "R2") == tmp_path / "bad-R2.csv"
+
+
+def test_an_empty_section_is_reported_when_the_file_is_read() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config({"meta": {"access_token": "t", "ad_account_id": "1"}, "conversions": {}})
+    assert e.value.problems == ["conversions: the section is missing (it needs at least dataset_id)"]
+
+
+def test_the_section_is_typed_on_the_config() -> None:
+    cfg = parse_config({"meta": {"access_token": "t", "ad_account_id": "1"}, "conversions": {"dataset_id": 7}})
+    assert isinstance(cfg.conversions, ConversionsSettings)
+    assert conversions_settings(cfg) is cfg.conversions and cfg.conversions.dataset_id == "7"

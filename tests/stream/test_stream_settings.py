@@ -105,3 +105,30 @@ def test_settings_a_stream_audience_cannot_use_are_named(over, expected):
     with pytest.raises(ConfigError) as e:
         serve_settings(parse_config(raw, env={"AUDIENCESYNC_WRITE_KEY": "wk"}))
     assert any(p.startswith("audiences[0] (Ordered in the last 30 days)" + expected) for p in e.value.problems)
+
+
+def test_every_setting_a_stream_audience_cannot_use_is_named_at_once():
+    over = {"value": {"column": "ltv"}, "columns": {"EMAIL": "mail"}}
+    raw = {**ISSUE_EXAMPLE, "audiences": [{**ISSUE_EXAMPLE["audiences"][0], **over}]}
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw, env={"AUDIENCESYNC_WRITE_KEY": "wk"})
+    where = "audiences[0] (Ordered in the last 30 days)"
+    assert [p.partition(":")[0] for p in e.value.problems] == [f"{where}.value", f"{where}.columns"]
+
+
+def test_without_a_serve_section_stream_audiences_are_not_checked():
+    """As before: the stream audiences' settings are checked with the section that runs them."""
+    raw = {**ISSUE_EXAMPLE, "serve": None, "audiences": [{**ISSUE_EXAMPLE["audiences"][0], "columns": {"E": "m"}}]}
+    cfg = parse_config(raw, env={})
+    assert list(stream_audiences(cfg)) == ["order_completed_last_30days"]
+
+
+def test_a_source_of_type_stream_makes_a_stream_audience():
+    raw = {
+        **ISSUE_EXAMPLE,
+        "sources": {"segment": {"type": "stream"}},
+        "audiences": [{**ISSUE_EXAMPLE["audiences"][0], "source": "segment"}],
+    }
+    cfg = parse_config(raw, env={"AUDIENCESYNC_WRITE_KEY": "wk"})
+    assert list(stream_audiences(cfg)) == ["order_completed_last_30days"]
+    assert serve_settings(cfg) is cfg.serve

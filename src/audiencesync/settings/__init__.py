@@ -1,0 +1,14 @@
+"""The config file's sections, one typed model each; leaf modules that never import `config.py`.
+
+    errors.py       ConfigError; `problem()` for validators; `config_problems()`, the one formatter
+    common.py       the strict `Section` base, `snake_case`, `parse_duration`
+    meta.py         `meta:` (MetaSettings, with RetrySettings under `meta.retry`)
+    source.py       a `sources:` entry (SourceSettings; STREAM_SOURCE, the implicit stream source)
+    guard.py        `guard:`, top level or per audience (GuardSettings)
+    audience.py     an `audiences:` entry (AudienceSettings, with ValueSettings under `value`)
+    conversions.py  `conversions:` (ConversionsSettings, its event names and limits)
+    serve.py        `serve:` (ServeSettings)
+
+`audiencesync.config` assembles them into `Config`, with the checks across sections, reads the file
+and expands `${VAR}`.
+"""
