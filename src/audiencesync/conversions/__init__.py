@@ -3,8 +3,8 @@
 mParticle's Facebook Offline Conversions integration, moved from the retired Offline Conversions API
 to the Conversions API. See docs/conversions.md.
 
-The names below load on first use, so `audiencesync.config` can import `conversions.settings`
-without pulling in the HTTP client and the pipeline.
+The names below load on first use, so importing the package does not pull in the HTTP client and
+the pipeline.
 """
 
 from __future__ import annotations
