@@ -12,8 +12,16 @@ import httpx
 import pytest
 
 from audiencesync.emulator import EmulatorConfig, EmulatorServer
+from audiencesync.emulator.matching import DEFAULT_MATCH_SHARES
 
 VERSION = "v25.0"
+
+# Every member matches and counts are exact: for tests about something other than matching.
+EXACT_COUNTS: dict[str, Any] = {
+    "match_shares": dict.fromkeys(DEFAULT_MATCH_SHARES, 1.0),
+    "count_floor": 0,
+    "count_significant_digits": None,
+}
 
 
 def sha(value: str) -> str:
@@ -85,6 +93,10 @@ class Graph:
 
     def advance(self, seconds: float) -> None:
         self.emu("POST", "/clock", {"advance_s": seconds}).raise_for_status()
+
+    def exact_counts(self) -> None:
+        """Every member matches and approximate counts are exact (through ``/_emulator/config``)."""
+        self.emu("POST", "/config", EXACT_COUNTS).raise_for_status()
 
 
 def error_of(r: httpx.Response) -> dict[str, Any]:

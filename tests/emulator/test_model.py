@@ -71,6 +71,7 @@ def test_fresh_audience_status_counts_and_data_source(graph: Graph) -> None:
 
 
 def test_status_transitions_and_counts_after_upload(graph: Graph) -> None:
+    graph.exact_counts()
     graph.server.config.min_delivery_size = 3
     aud = graph.create()
     r = graph.add(aud, "EMAIL_SHA256", [sha("a@x.com"), sha("b@x.com")])
@@ -88,6 +89,7 @@ def test_status_transitions_and_counts_after_upload(graph: Graph) -> None:
 
 
 def test_processing_delay_holds_counts_and_status(graph: Graph) -> None:
+    graph.exact_counts()
     graph.server.config.processing_delay_s = 600
     aud = graph.create()
     graph.add(aud, "EMAIL_SHA256", [sha("a@x.com")])
@@ -189,7 +191,9 @@ def test_terms_of_service(graph: Graph) -> None:
     assert err["code"] == 2663
     err = error_of(graph.add(aud, "EMAIL_SHA256", [sha("a")]))
     assert (err["code"], err["error_subcode"]) == (200, 1870090)
-    assert graph.get("/act_1", params={"fields": "tos_accepted"}).json()["tos_accepted"] == {"custom_audience_tos": 0}
+    assert graph.get("/act_1", params={"fields": "tos_accepted"}).json()["tos_accepted"] == {
+        "value_based_custom_audience_tos": 1
+    }
     graph.emu("POST", "/accounts/1", {"tos_accepted": True}).raise_for_status()
     assert graph.add(aud, "EMAIL_SHA256", [sha("a")]).status_code == 200
 
@@ -203,6 +207,7 @@ def test_terms_off_by_config(graph: Graph) -> None:
 
 
 def test_lookalike_blocks_seed_delete_2656(graph: Graph) -> None:
+    graph.exact_counts()
     seed = graph.create()
     graph.add(seed, "EMAIL_SHA256", [rand_hash() for _ in range(120)])
     r = graph.post(
@@ -253,7 +258,7 @@ def test_flagged_audience_471(graph: Graph) -> None:
         assert err["error_user_title"] == "Audience Upload Blocked"
         assert err["message"] == "Invalid parameter"
     err = error_of(graph.post(f"/{aud}", json={"name": "x"}))
-    assert (err["code"], err["error_subcode"]) == (100, 1713231)
+    assert (err["code"], err["error_subcode"]) == (100, 1713228)  # a customer-file audience
     err = error_of(
         graph.post("/act_1/customaudiences", json={"name": "l", "subtype": "LOOKALIKE", "origin_audience_id": aud})
     )

@@ -9,12 +9,12 @@ import orjson
 
 from audiencesync.emulator import EmulatorConfig, EmulatorServer
 
-from .conftest import Graph, sha
+from .conftest import EXACT_COUNTS, Graph, sha
 
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    with EmulatorServer(EmulatorConfig(state_path=str(path))) as first:
+    with EmulatorServer(EmulatorConfig(state_path=str(path), **EXACT_COUNTS)) as first:
         g = Graph(first)
         aud = g.create(name="kept", is_value_based=True)
         g.add(aud, ["EMAIL", "LOOKALIKE_VALUE"], [[sha("a"), 3], [sha("b"), 4.5]], {"session_id": 9, "batch_seq": 1})
@@ -36,7 +36,7 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         )
         g.http.close()
     assert path.exists()
-    with EmulatorServer(EmulatorConfig(state_path=str(path))) as second:
+    with EmulatorServer(EmulatorConfig(state_path=str(path), **EXACT_COUNTS)) as second:
         g = Graph(second)
         f = g.fields(aud, "name", "is_value_based", "operation_status", "approximate_count_lower_bound")
         assert f["name"] == "kept" and f["is_value_based"] is True

@@ -56,6 +56,7 @@ def raises(fn, *args, **kwargs) -> FacebookRequestError:  # type: ignore[no-unty
 
 
 def test_create_add_remove_read(api: FacebookAdsApi, graph: Graph) -> None:
+    graph.exact_counts()
     aud = create(api, description="from the SDK")
     assert aud["id"].isdigit()
     ca = CustomAudience(aud["id"], api=api)
@@ -204,6 +205,53 @@ def test_throttling(api: FacebookAdsApi, server: EmulatorServer) -> None:
     assert err.api_transient_error() is True
     usage = err.http_headers()["x-business-use-case-usage"]
     assert '"estimated_time_to_regain_access":' in usage and '"type":"custom_audience"' in usage
+
+
+def test_health_fields_through_the_sdk(api: FacebookAdsApi, graph: Graph) -> None:
+    """The fields of issue 12 item 7 as Meta's SDK reads them (its own field types and enums)."""
+    graph.emu("POST", "/config", {"match_shares": {"EMAIL": 1.0}}).raise_for_status()
+    ca = CustomAudience(create(api, name="SDK health")["id"], api=api)
+    ca.add_users(CustomAudience.Schema.email_hash, [f"user{i}@example.com" for i in range(1234)])
+    wanted = [
+        CustomAudience.Field.approximate_count_lower_bound,
+        CustomAudience.Field.approximate_count_upper_bound,
+        CustomAudience.Field.operation_status,
+        CustomAudience.Field.delivery_status,
+        CustomAudience.Field.data_source,
+        CustomAudience.Field.time_updated,
+        CustomAudience.Field.fields_violating_integrity_policy,
+        CustomAudience.Field.usage_restriction,
+        CustomAudience.Field.is_eligible_for_sac_campaigns,
+    ]
+    got = ca.api_get(fields=wanted)
+    assert got[CustomAudience.Field.approximate_count_lower_bound] == 1200
+    assert got[CustomAudience.Field.approximate_count_upper_bound] == 1300
+    assert got[CustomAudience.Field.operation_status]["code"] == 200
+    assert got[CustomAudience.Field.delivery_status]["code"] == 200
+    assert got[CustomAudience.Field.data_source]["sub_type"] == "HASHES_OR_USER_IDS"
+    assert isinstance(got[CustomAudience.Field.time_updated], int)
+    assert got[CustomAudience.Field.is_eligible_for_sac_campaigns] is True
+    assert CustomAudience.Field.usage_restriction not in got  # no restriction
+    graph.emu(
+        "POST",
+        f"/audiences/{ca['id']}",
+        {"flagged": True, "usage_restriction": CustomAudience.UsageRestriction.exclusion_only},
+    ).raise_for_status()
+    got = ca.api_get(fields=wanted)
+    assert got[CustomAudience.Field.operation_status]["code"] == 471
+    assert got[CustomAudience.Field.delivery_status]["code"] == 400
+    assert got[CustomAudience.Field.fields_violating_integrity_policy] == ["name"]
+    assert got[CustomAudience.Field.usage_restriction] == "EXCLUSION_ONLY"
+    err = raises(ca.add_users, CustomAudience.Schema.email_hash, ["new@example.com"])
+    assert (err.api_error_code(), err.api_error_subcode()) == (100, 1713230)
+    err = raises(ca.api_update, params={"name": "renamed"})
+    assert (err.api_error_code(), err.api_error_subcode()) == (100, 1713228)
+    account = AdAccount("act_1", api=api).api_get(fields=[AdAccount.Field.tos_accepted])
+    assert account[AdAccount.Field.tos_accepted] == {"custom_audience_tos": 1, "value_based_custom_audience_tos": 1}
+    graph.emu("POST", f"/audiences/{ca['id']}", {"deleted": True}).raise_for_status()
+    err = raises(ca.api_get, fields=[CustomAudience.Field.name])
+    assert (err.api_error_code(), err.api_error_subcode()) == (100, 1487366)
+    assert list(AdAccount("act_1", api=api).get_custom_audiences(fields=["name"])) == []
 
 
 def test_capi_through_the_sdk(api: FacebookAdsApi, graph: Graph) -> None:

@@ -77,6 +77,7 @@ def _replace(graph: Graph, aud: str, data: list[str], sid: int, seq: int, last: 
 
 
 def test_replace_swaps_members_at_last_batch(graph: Graph) -> None:
+    graph.exact_counts()
     aud = graph.create()
     graph.add(aud, S, [sha("old1"), sha("old2")])
     r = _replace(graph, aud, [sha("new1")], 100, 1)

@@ -4,7 +4,8 @@ Layout, as moto's services:
 
 * ``app``       — routes, request parsing and response shaping (the only HTTP code);
 * ``model``     — ad accounts, audiences and upload sessions with their rules;
-  ``members`` (membership set algebra) and ``payload`` (schema/row validation) serve it;
+  ``members`` (membership set algebra), ``payload`` (schema/row validation) and
+  ``matching`` (the simulated user base: which members match) serve it;
 * ``capi``      — datasets and Conversions API events;
 * ``errors``    — ``GraphError`` and Facebook's error envelope;
 * ``auth``, ``versions``, ``ratelimit``, ``faults``, ``reqlog``, ``clock``,

@@ -43,8 +43,10 @@ from .capi import Datasets
 from .clock import Clock
 from .config import EmulatorConfig
 from .faults import FaultPlan, FaultRule
+from .matching import check_shares
 from .members import no_gc
-from .model import ACCOUNT_FIELDS, AUDIENCE_FIELDS, Audience, Backend
+from .model import ACCOUNT_FIELDS, AUDIENCE_FIELDS, FIELD_MIN_VERSION, Audience, Backend
+from .payload import IDENTITY_KEYS
 from .ratelimit import RateLimiter, Usage
 from .reqlog import RequestLog, redact_query
 
@@ -111,6 +113,14 @@ def _split_fields(text: str) -> list[str]:
             start = i + 1
     parts.append(text[start:])
     return parts
+
+
+def _version_tuple(version: str) -> tuple[int, int]:
+    major, _, minor = version.lstrip("v").partition(".")
+    try:
+        return int(major), int(minor or 0)
+    except ValueError:
+        return (0, 0)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -224,10 +234,16 @@ class Emulator:
         out = [re.split(r"[{.]", str(n), maxsplit=1)[0].strip() for n in names]
         return [n for n in out if n] or ["id"]
 
-    def _audience_view(self, aud: Audience, wanted: list[str]) -> dict[str, Any]:
+    @staticmethod
+    def _check_audience_fields(wanted: list[str], version: str) -> None:
+        """Unknown fields, and fields newer than the requested API version, are "nonexisting"."""
+        served = _version_tuple(version)
         for name in wanted:
-            if name not in AUDIENCE_FIELDS:
+            if name not in AUDIENCE_FIELDS or served < FIELD_MIN_VERSION.get(name, (0, 0)):
                 raise errors.nonexisting_field(name, "CustomAudience")
+
+    def _audience_view(self, aud: Audience, wanted: list[str], version: str) -> dict[str, Any]:
+        self._check_audience_fields(wanted, version)
         values = self.backend.audience_fields(aud)
         out = {n: values[n] for n in wanted if n in values}
         out["id"] = aud.id
@@ -272,13 +288,13 @@ class Emulator:
             aud = backend.find(node)
             if aud is not None:
                 if aud.deleted:
-                    raise errors.unsupported_request(method, node)
+                    raise backend.gone_error(aud, method)
                 acct = aud.account_id
                 aid = aud.id
                 if edge is None:
                     if method == "GET":
                         return Target(
-                            lambda p: self._audience_view(backend.live(aid, "GET"), self._requested_fields(p)),
+                            lambda p: self._audience_view(backend.live(aid, "GET"), self._requested_fields(p), version),
                             acct,
                             "custom_audience",
                         )
@@ -399,9 +415,7 @@ class Emulator:
         self, account_id: str, params: dict[str, Any], request: Request, version: str
     ) -> dict[str, Any]:
         wanted = self._requested_fields(params)
-        for name in wanted:
-            if name not in AUDIENCE_FIELDS:
-                raise errors.nonexisting_field(name, "CustomAudience")
+        self._check_audience_fields(wanted, version)
         auds = self.backend.list_audiences(account_id)
         filtering = params.get("filtering")
         if filtering:
@@ -426,7 +440,7 @@ class Emulator:
             end = ids.index(before) if before in ids else 0
             start = max(0, end - limit_n)
         page = auds[start:end]
-        out: dict[str, Any] = {"data": [self._audience_view(a, wanted) for a in page]}
+        out: dict[str, Any] = {"data": [self._audience_view(a, wanted, version) for a in page]}
         if page:
             paging: dict[str, Any] = {
                 "cursors": {"before": self._cursor(page[0].id), "after": self._cursor(page[-1].id)}
@@ -634,14 +648,12 @@ class Emulator:
                 raise _EmuError(404, f"no audience {aud_id}")
             return _json(self.backend.summary(aud))
         body = await self._body(request)
-        if "operation_status" not in body:
-            raise _EmuError(400, "give operation_status (e.g. 471 to flag, 200 to clear)")
-        code = body["operation_status"]
-        if code is not None and not isinstance(code, int):
-            raise _EmuError(400, "operation_status must be an integer or null")
         if self.backend.find(aud_id) is None:
             raise _EmuError(404, f"no audience {aud_id}")
-        return _json(self.backend.set_status(aud_id, code))
+        try:
+            return _json(self.backend.admin_update(aud_id, body))
+        except ValueError as exc:
+            raise _EmuError(400, str(exc)) from None
 
     async def emu_members(self, request: Request) -> Response:
         aud_id = request.path_params["audience_id"]
@@ -697,12 +709,27 @@ class Emulator:
             raise _EmuError(400, "account id must be act_<digits> or <digits>")
         if request.method == "POST":
             body = await self._body(request)
-            tos = body.get("tos_accepted")
-            if tos is not None and not isinstance(tos, bool):
-                raise _EmuError(400, "tos_accepted must be a boolean")
-            self.backend.set_account(account_id, tos_accepted=tos)
+            known = {"tos_accepted", "value_based_tos_accepted"}
+            if set(body) - known:
+                raise _EmuError(400, f"unknown keys {sorted(set(body) - known)}; known: {sorted(known)}")
+            for key in known:
+                if body.get(key) is not None and not isinstance(body[key], bool):
+                    raise _EmuError(400, f"{key} must be a boolean")
+            self.backend.set_account(
+                account_id,
+                tos_accepted=body.get("tos_accepted"),
+                value_based_tos_accepted=body.get("value_based_tos_accepted"),
+            )
         acct = self.backend.account(account_id)
-        return _json({"id": f"act_{acct.id}", "account_id": acct.id, "tos_accepted": acct.tos_accepted})
+        return _json(
+            {
+                "id": f"act_{acct.id}",
+                "account_id": acct.id,
+                "tos_accepted": acct.tos_accepted,
+                "value_based_tos_accepted": acct.value_based_tos_accepted,
+                "tos_map": self.backend.tos_map(acct),
+            }
+        )
 
     async def emu_dataset_events(self, request: Request) -> Response:
         return _json(self.datasets.events_view(request.path_params["dataset_id"]))
@@ -714,6 +741,7 @@ class Emulator:
             bad = set(body) - names
             if bad:
                 raise _EmuError(400, f"unknown or read-only settings: {sorted(bad)}")
+            body = self._check_special_settings(body)
             for key, value in body.items():
                 current = getattr(self.config, key)
                 numeric = (int, float)
@@ -732,6 +760,39 @@ class Emulator:
         out = {n: getattr(self.config, n) for n in sorted(names)}
         out["app_secret_set"] = bool(self.config.app_secret)
         return _json(out)
+
+    def _check_special_settings(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Validation beyond "same type" for the settings that need it; ``match_shares`` merges."""
+        body = dict(body)
+        if "match_shares" in body:
+            try:
+                shares = check_shares(body["match_shares"], IDENTITY_KEYS, allow_null=True)
+            except ValueError as exc:
+                raise _EmuError(400, str(exc)) from None
+            merged = dict(self.config.match_shares)
+            for name, share in shares.items():
+                if share is None:
+                    merged.pop(name, None)
+                else:
+                    merged[name] = share
+            body["match_shares"] = merged
+        if "integrity_terms" in body:
+            terms = body["integrity_terms"]
+            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+                raise _EmuError(400, "integrity_terms must be a list of strings")
+        for key in ("low_match_threshold", "high_invalid_threshold"):
+            value = body.get(key)
+            if key in body and (isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1):
+                raise _EmuError(400, f"{key} must be a number in [0, 1]")
+        if "match_seed" in body and not isinstance(body["match_seed"], str):
+            raise _EmuError(400, "match_seed must be a string")
+        digits = body.get("count_significant_digits")
+        if digits is not None and (isinstance(digits, bool) or not isinstance(digits, int) or digits < 1):
+            raise _EmuError(400, "count_significant_digits must be a positive integer or null")
+        floor = body.get("count_floor")
+        if "count_floor" in body and (isinstance(floor, bool) or not isinstance(floor, int) or floor < 0):
+            raise _EmuError(400, "count_floor must be a non-negative integer")
+        return body
 
     async def emu_not_found(self, request: Request) -> Response:
         return _json({"error": f"unknown emulator endpoint {request.method} {request.url.path}"}, 404)

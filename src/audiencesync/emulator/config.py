@@ -6,7 +6,12 @@ reads only the business-rule fields (it never sees HTTP settings it ignores).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .matching import DEFAULT_MATCH_SEED, DEFAULT_MATCH_SHARES
+
+# Terms from Meta's announcement of integrity flags (Sept 2025): health conditions and financial status.
+DEFAULT_INTEGRITY_TERMS = ("arthritis", "diabetes", "credit score", "high income")
 
 
 @dataclass
@@ -25,11 +30,22 @@ class EmulatorConfig:
     strict_hashes: bool = True  # hashed keys must be 64 lowercase hex, else invalid entry
     max_audiences: int = 500  # per ad account and subtype
     tos_accepted: bool = True  # default for ad accounts created on first use
+    value_based_tos_accepted: bool = True  # value-based terms, same
     min_delivery_size: int = 100  # delivery_status 300 below it
     max_rows: int = 10_000  # rows per /users or /usersreplace request
     session_ttl_s: float = 90 * 60  # upload / replace session lifetime
     replace_max_size: int = 100_000_000  # 2650/1870144 at or above this many members
     max_invalid_samples: int = 100
+
+    # --- simulated user base and audience health (matching.py)
+    match_shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MATCH_SHARES))
+    match_seed: str = DEFAULT_MATCH_SEED  # key of the hash that decides which values match
+    low_match_threshold: float = 0.2  # operation_status 411 when matched/members is below it ...
+    low_match_min_members: int = 100  # ... and the audience has at least this many members
+    high_invalid_threshold: float = 0.2  # 412 when invalid/received of the last session is above it
+    count_floor: int = 1000  # approximate counts of 1..count_floor-1 matched people read count_floor (0 = off)
+    count_significant_digits: int | None = 2  # bounds rounded down/up to this many digits (None = exact)
+    integrity_terms: list[str] = field(default_factory=lambda: list(DEFAULT_INTEGRITY_TERMS))
 
     # --- Conversions API
     max_events: int = 1_000

@@ -178,6 +178,91 @@ def tos_not_accepted_on_upload(account_id: str) -> GraphError:
     )
 
 
+def value_based_tos_not_accepted(account_id: str, *, upload: bool) -> GraphError:
+    """Value-based audiences need the value-based terms too (spec §2.1); codes as for the CA terms."""
+    text = (
+        "You need to accept the Value-Based Custom Audience Terms before you can "
+        + ("add users to a value-based audience. " if upload else "create or edit a value-based audience. ")
+        + f"Go to https://www.facebook.com/customaudiences/app/tos/?act={account_id}"
+    )
+    if upload:
+        return GraphError(
+            200,
+            "(#200) Permissions error",
+            subcode=1870090,
+            user_title="Custom Audience Terms Not Accepted",
+            user_msg=text,
+        )
+    return GraphError(
+        2663,
+        "(#2663) Terms of service has not been accepted. To accept, go to "
+        f"https://www.facebook.com/customaudiences/app/tos/?act={account_id}",
+        user_title="Value-Based Custom Audience Terms Not Accepted",
+        user_msg=text,
+    )
+
+
+def flagged_upload() -> GraphError:
+    """100/1713230: users/usersreplace on an audience flagged for integrity (operation_status 471)."""
+    return invalid_parameter_plain(
+        1713230,
+        "Audience Upload Blocked",
+        "Before updating user memberships, you must resolve integrity restrictions on this audience.",
+    )
+
+
+def flagged_edit_needs_fields() -> GraphError:
+    """100/1713231: editing a flagged (rule-based) audience without changing its flagged fields and rule."""
+    return invalid_parameter_plain(
+        1713231,
+        "Update Restricted Fields and Rule",
+        "This custom audience has integrity restrictions. To continue, you must update the restricted "
+        "fields and the rule in your current edit",
+    )
+
+
+def flagged_edit_blocked() -> GraphError:
+    """100/1713228: editing a flagged lookalike or customer-file (DFCA) audience."""
+    return invalid_parameter_plain(
+        1713228,
+        "Custom Audience Cannot Be Edited",
+        "This audience cannot be edited due to integrity restrictions. Please appeal the restrictions or "
+        "create a new audience",
+    )
+
+
+def flagged_seed() -> GraphError:
+    """100/1713232: a lookalike from a flagged seed."""
+    return invalid_parameter_plain(
+        1713232,
+        "Lookalike Creation Blocked",
+        "You can't create a lookalike from a seed audience flagged for integrity issues.",
+    )
+
+
+def audience_deleted(audience_id: str, reason: str) -> GraphError:
+    """100/1487366: the audience was deleted outside this client (in Ads Manager, or expired)."""
+    why = (
+        "it was not used in an active ad set for over two years and expired"
+        if reason == "expired"
+        else "it was deleted"
+    )
+    return invalid_parameter_plain(
+        1487366,
+        "Custom Audience Has Been Deleted",
+        f"The custom audience {audience_id} is no longer available because {why}. Create a new audience.",
+    )
+
+
+def audience_unavailable(audience_id: str) -> GraphError:
+    """100/1487301: a shared audience this ad account may no longer use or change."""
+    return invalid_parameter_plain(
+        1487301,
+        "Custom Audience Unavailable",
+        f"The custom audience {audience_id} you are trying to use has not been shared with your ad account.",
+    )
+
+
 def delete_with_lookalikes() -> GraphError:
     return GraphError(
         2656,

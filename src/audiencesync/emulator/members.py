@@ -15,6 +15,10 @@ other engineers' tests read back through ``/_emulator/audiences/{id}/members``:
   all of the removal row's non-empty identity keys (so an ``EXTERN_ID``-only
   removal removes every member with that extern id).
 
+With a ``matcher`` (``matching.Matcher``) the set also keeps ``matched``, the
+number of members the simulated user base recognises, up to date: only new
+identities are checked on add, only removed ones on removal.
+
 The fast removal path is an exact dict lookup; a ``(key, value) -> members``
 index is built lazily only when a removal row is narrower than some stored
 member, so plain uploads never pay for it.
@@ -26,7 +30,7 @@ import gc
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 Identity = tuple[tuple[str, ...], tuple[str, ...]]  # (sorted key names, their values)
 Attrs = dict[str, Any] | None
@@ -49,13 +53,28 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
-class MemberSet:
-    __slots__ = ("_index", "members", "shapes")
+class Counts(Protocol):
+    signature: Any
 
-    def __init__(self) -> None:
+    def count(self, idents: Iterable[Identity]) -> int: ...
+
+    def count_values(self, shape: tuple[str, ...], rows: list[tuple[str, ...]]) -> int: ...
+
+
+class MemberSet:
+    __slots__ = ("_index", "matched", "matcher", "members", "shapes")
+
+    def __init__(self, matcher: Counts | None = None) -> None:
         self.members: dict[Identity, Attrs] = {}
         self.shapes: Counter[tuple[str, ...]] = Counter()
         self._index: dict[tuple[str, str], set[Identity]] | None = None
+        self.matcher = matcher
+        self.matched = 0
+
+    def set_matcher(self, matcher: Counts | None) -> None:
+        """Use ``matcher`` from now on and recount every member with it."""
+        self.matcher = matcher
+        self.matched = matcher.count(self.members) if matcher is not None else 0
 
     def __len__(self) -> int:
         return len(self.members)
@@ -67,6 +86,7 @@ class MemberSet:
         self.members.clear()
         self.shapes.clear()
         self._index = None
+        self.matched = 0
 
     def add(self, rows: Iterable[tuple[Identity, Attrs]], shape: tuple[str, ...] | None = None) -> int:
         """Add rows; returns how many identities were new.
@@ -74,15 +94,28 @@ class MemberSet:
         ``shape`` (the identity keys shared by every row, when known) skips per-row bookkeeping.
         """
         members = self.members
+        matcher = self.matcher
         if shape is not None and self._index is None:
             before = len(members)
-            for ident, attrs in rows:
-                if attrs is not None or ident not in members:
-                    members[ident] = attrs
+            if matcher is None:
+                for ident, attrs in rows:
+                    if attrs is not None or ident not in members:
+                        members[ident] = attrs
+            else:
+                fresh: list[tuple[str, ...]] = []
+                for ident, attrs in rows:
+                    if ident not in members:
+                        members[ident] = attrs
+                        fresh.append(ident[1])
+                    elif attrs is not None:
+                        members[ident] = attrs
+                if fresh:
+                    self.matched += matcher.count_values(shape, fresh)
             new = len(members) - before
             if new:
                 self.shapes[shape] += new
             return new
+        added: list[Identity] | None = [] if matcher is not None else None
         shapes = self.shapes
         index = self._index
         new = 0
@@ -94,6 +127,8 @@ class MemberSet:
             members[ident] = attrs
             new += 1
             shapes[ident[0]] += 1
+            if added is not None:
+                added.append(ident)
             if index is not None:
                 for pair in zip(*ident, strict=True):
                     bucket = index.get(pair)
@@ -101,6 +136,8 @@ class MemberSet:
                         index[pair] = {ident}
                     else:
                         bucket.add(ident)
+        if added and matcher is not None:
+            self.matched += matcher.count(added)
         return new
 
     def _build_index(self) -> dict[tuple[str, str], set[Identity]]:
@@ -133,6 +170,13 @@ class MemberSet:
 
     def remove(self, idents: Iterable[Identity]) -> int:
         """Remove every member matching each removal identity on all its keys; returns how many left."""
+        gone: list[Identity] | None = [] if self.matcher is not None else None
+        removed = self._remove(idents, gone)
+        if gone and self.matcher is not None:
+            self.matched -= self.matcher.count(gone)
+        return removed
+
+    def _remove(self, idents: Iterable[Identity], gone: list[Identity] | None) -> int:
         removed = 0
         exact_ok: dict[tuple[str, ...], bool] = {}
         for ident in idents:
@@ -148,6 +192,8 @@ class MemberSet:
                 if ident in self.members:
                     self._discard(ident)
                     removed += 1
+                    if gone is not None:
+                        gone.append(ident)
                 continue
             index = self._index if self._index is not None else self._build_index()
             buckets = [index.get(pair) for pair in zip(*ident, strict=True)]
@@ -162,6 +208,8 @@ class MemberSet:
             for hit in hits:
                 self._discard(hit)
                 removed += 1
+                if gone is not None:
+                    gone.append(hit)
             # a narrower shape may have disappeared; recompute lazily next time
             exact_ok.clear()
         return removed
@@ -170,6 +218,12 @@ class MemberSet:
         self.members = other.members
         self.shapes = other.shapes
         self._index = None
+        if self.matcher is None:
+            self.matched = 0
+        elif other.matcher is not None and other.matcher.signature == self.matcher.signature:
+            self.matched = other.matched
+        else:
+            self.matched = self.matcher.count(self.members)
 
     # ----------------------------------------------------------- views
     def as_dicts(self) -> list[dict[str, Any]]:

@@ -22,12 +22,24 @@ Rules implemented here (choices for UNCONFIRMED items are listed in
 * sessions: cumulative ``num_received`` (a re-sent ``batch_seq`` is counted
   once), ``last_batch_flag`` closes, 90-minute expiry, replace subcodes
   1870144/145/147/158/159;
-* ``operation_status`` 410 → 200 after the first acknowledged upload (after
-  the optional processing delay), 414 during a replace, 415 after a replace
-  that timed out, any code (e.g. 471) forced by the emulator endpoint;
-  ``delivery_status`` 300 below ``min_delivery_size``;
-* flagged (471) audiences refuse uploads (100/1713230) and edits (100/1713231);
-  delete with live lookalikes → 2656; deleted audiences are 100/33.
+* a simulated user base (``matching.py``) decides which members match;
+  ``approximate_count_*`` report the matched count (visible after the optional
+  processing delay), rounded as documented; ``delivery_status`` 300 below
+  ``min_delivery_size`` matched people;
+* ``operation_status``: 410 until the first upload is processed → 200; 411
+  when the matched share is below ``low_match_threshold``; 412 when the last
+  session's invalid share is above ``high_invalid_threshold``; 414 during a
+  replace; 415 after a replace that timed out; 100 when marked expiring; 471
+  when flagged for integrity; any code forced by the emulator endpoint;
+* integrity flags (set by the emulator endpoint or by ``integrity_terms`` in
+  the name/description/rule): uploads → 100/1713230, edits of customer-file
+  and lookalike audiences → 100/1713228, edits of other audiences that do not
+  change the flagged fields and rule → 100/1713231, lookalikes → 100/1713232;
+* terms per ad account (custom-audience and value-based): create/edit 2663,
+  uploads 200/1870090;
+* delete with live lookalikes → 2656; deleted through the API → 100/33;
+  deleted or expired behind the client's back → 100/1487366; a shared
+  audience the account may no longer change → 100/1487301 on writes.
 """
 
 from __future__ import annotations
@@ -40,8 +52,9 @@ from . import errors
 from .clock import Clock
 from .coerce import as_bool, as_int, as_str
 from .config import EmulatorConfig
+from .matching import Matcher, check_shares
 from .members import MemberSet, no_gc
-from .payload import PreparedRows, Schema, prepare
+from .payload import IDENTITY_KEYS, PreparedRows, Schema, prepare
 
 SUBTYPES = frozenset(
     {
@@ -55,18 +68,21 @@ FILE_SOURCES = frozenset({"USER_PROVIDED_ONLY", "PARTNER_PROVIDED_ONLY", "BOTH_U
 
 OPERATION_STATUS_TEXT = {
     0: "Status not available.",
-    100: "This audience is expiring: it has not been used in an active ad set for 2 years.",
+    100: "This audience is expiring: it has not been used in an active ad set for over 2 years and will be "
+    "deleted if it stays unused for 90 days.",
     200: "Normal: there are no issues with this audience.",
     400: "Warning: this audience has a non-blocking issue.",
     410: "No upload: this audience has not been populated yet.",
-    411: "Low match rate.",
-    412: "High rate of invalid entries in the last session.",
+    411: "Low match rate: a low share of the people in this audience were matched.",
+    412: "High rate of invalid entries in the last upload session: the customer file has unusable data.",
     414: "Replace in progress: the audience is being replaced.",
     415: "Replace error: the last replace did not complete.",
     441: "This audience is being populated.",
     450: "This audience is out of date.",
     470: "The owning ad account is inactive.",
-    471: "This audience has been flagged for integrity restrictions.",
+    471: "The custom audience or lookalike is blocked because it suggests the use of information (e.g., health, "
+    "financial) not allowed under Meta's terms, and is restricted from running ads. Review the audience and "
+    "remove prohibited information, or choose a different one.",
     500: "Error: an unexpected error occurred.",
 }
 DELIVERY_STATUS_TEXT = {
@@ -121,8 +137,16 @@ AUDIENCE_FIELDS = frozenset(
         "time_content_updated",
         "time_created",
         "time_updated",
+        "usage_restriction",
     ]
 )
+# Fields that exist only from some API version on (spec §2.2): usage_restriction came with PYSDK 25.0.0,
+# is_eligible_for_sac_campaigns in 2025-01 (v22.0 was the first version released after it).
+FIELD_MIN_VERSION = {"usage_restriction": (25, 0), "is_eligible_for_sac_campaigns": (22, 0)}
+USAGE_RESTRICTIONS = frozenset({"EXCLUSION_ONLY", "NONE", "NO_DERIVATIVES"})
+INTEGRITY_FIELDS = ("name", "description", "rule")
+# operation_status codes from which a replace may start (spec: "Normal"; warnings about the data allowed)
+REPLACE_FROM = frozenset({100, 200, 410, 411, 412, 415})
 ACCOUNT_FIELDS = frozenset({"id", "account_id", "name", "tos_accepted", "currency", "account_status"})
 
 UPDATABLE = (
@@ -137,6 +161,7 @@ class AdAccount:
     id: str  # digits only, without "act_"
     tos_accepted: bool
     name: str = ""
+    value_based_tos_accepted: bool = True
 
 
 @dataclass
@@ -180,12 +205,21 @@ class Audience:
     delete_time: float | None = None
     schema_kind: str | None = None  # "single" | "multi" after the first upload
     members: MemberSet = field(default_factory=MemberSet)
-    count_history: list[tuple[float, int]] = field(default_factory=list)  # (visible_at, count)
+    count_history: list[tuple[float, int, int]] = field(default_factory=list)  # (visible_at, members, matched)
     first_upload_ready_at: float | None = None
-    status_override: int | None = None  # forced operation_status (e.g. 471)
+    status_override: int | None = None  # forced operation_status (e.g. 441)
     replace_session: str | None = None  # session id of the replace in progress
     replace_failed: bool = False
     sessions: dict[str, UploadSession] = field(default_factory=dict)
+    last_session_id: str | None = None
+    flagged: bool = False  # integrity flag (operation_status 471)
+    integrity_fields: list[str] = field(default_factory=list)  # fields_violating_integrity_policy
+    match_shares: dict[str, float] = field(default_factory=dict)  # per-audience overrides of the config's
+    removed_reason: str | None = None  # "deleted" | "expired": removed behind the client's back (1487366)
+    expiring: bool = False  # operation_status 100
+    unshared: bool = False  # a shared audience this account may no longer change (1487301)
+    usage_restriction: str | None = None
+    sac_eligible: bool | None = None  # None: derived (customer-file CUSTOM and not flagged)
 
 
 def _new_session_id() -> str:
@@ -205,6 +239,7 @@ class Backend:
         self.audiences: dict[str, Audience] = {}
         self._next_id = 23850000000000000 + random.randrange(10**12) * 1000
         self.version = 0  # bumped on every mutation (persistence saves when it moved)
+        self._matchers: dict[Any, Matcher] = {}
 
     def _touch(self) -> None:
         self.version += 1
@@ -217,17 +252,36 @@ class Backend:
     def account(self, account_id: str) -> AdAccount:
         acct = self.accounts.get(account_id)
         if acct is None:
-            acct = AdAccount(account_id, self.config.tos_accepted, name=f"Emulated ad account {account_id}")
+            acct = AdAccount(
+                account_id,
+                self.config.tos_accepted,
+                name=f"Emulated ad account {account_id}",
+                value_based_tos_accepted=self.config.value_based_tos_accepted,
+            )
             self.accounts[account_id] = acct
             self._touch()
         return acct
 
-    def set_account(self, account_id: str, *, tos_accepted: bool | None = None) -> AdAccount:
+    def set_account(
+        self, account_id: str, *, tos_accepted: bool | None = None, value_based_tos_accepted: bool | None = None
+    ) -> AdAccount:
         acct = self.account(account_id)
         if tos_accepted is not None:
             acct.tos_accepted = tos_accepted
+        if value_based_tos_accepted is not None:
+            acct.value_based_tos_accepted = value_based_tos_accepted
         self._touch()
         return acct
+
+    @staticmethod
+    def tos_map(acct: AdAccount) -> dict[str, int]:
+        """The ``tos_accepted`` map of the ad account node: the accepted terms, each with 1."""
+        out = {}
+        if acct.tos_accepted:
+            out["custom_audience_tos"] = 1
+        if acct.value_based_tos_accepted:
+            out["value_based_custom_audience_tos"] = 1
+        return out
 
     def account_fields(self, account_id: str) -> dict[str, Any]:
         acct = self.account(account_id)
@@ -235,7 +289,7 @@ class Backend:
             "id": f"act_{acct.id}",
             "account_id": acct.id,
             "name": acct.name,
-            "tos_accepted": {"custom_audience_tos": 1 if acct.tos_accepted else 0},
+            "tos_accepted": self.tos_map(acct),
             "currency": "USD",
             "account_status": 1,
         }
@@ -247,10 +301,87 @@ class Backend:
 
     def live(self, audience_id: str, method: str) -> Audience:
         aud = self.audiences.get(audience_id)
-        if aud is None or aud.deleted:
+        if aud is None:
             raise errors.unsupported_request(method, audience_id)
+        if aud.deleted:
+            raise self.gone_error(aud, method)
         self._tick(aud, self.clock.now())
         return aud
+
+    @staticmethod
+    def gone_error(aud: Audience, method: str) -> errors.GraphError:
+        """Deleted through the API: 100/33 like any missing object; behind the client's back: 100/1487366."""
+        if aud.removed_reason:
+            return errors.audience_deleted(aud.id, aud.removed_reason)
+        return errors.unsupported_request(method, aud.id)
+
+    # ------------------------------------------------------------ matching (the simulated user base)
+    def effective_shares(self, aud: Audience) -> dict[str, float]:
+        shares = dict(self.config.match_shares)
+        shares.update(aud.match_shares)
+        return shares
+
+    def matcher_for(self, aud: Audience) -> Matcher:
+        shares = self.effective_shares(aud)
+        sig = (self.config.match_seed, tuple(sorted(shares.items())))
+        matcher = self._matchers.get(sig)
+        if matcher is None:
+            if len(self._matchers) >= 64:
+                self._matchers.clear()
+            matcher = self._matchers[sig] = Matcher(shares, self.config.match_seed)
+        return matcher
+
+    def _sync_matching(self, aud: Audience) -> None:
+        """Recount the audience when its match settings changed (or on first use / after loading)."""
+        matcher = self.matcher_for(aud)
+        current = aud.members.matcher
+        if current is matcher:
+            return
+        if current is not None and current.signature == matcher.signature:
+            aud.members.matcher = matcher
+            return
+        aud.members.set_matcher(matcher)
+        if aud.replace_session is not None:
+            sess = aud.sessions.get(aud.replace_session)
+            if sess is not None and sess.staging is not None:
+                sess.staging.set_matcher(matcher)
+        total = len(aud.members)
+        ratio = aud.members.matched / total if total else 0.0
+        aud.count_history = [(t, n, min(n, round(n * ratio))) for t, n, _ in aud.count_history]
+        if aud.count_history:
+            t, n, _ = aud.count_history[-1]
+            if n == total:
+                aud.count_history[-1] = (t, n, aud.members.matched)
+
+    # ------------------------------------------------------------ integrity
+    def is_flagged(self, aud: Audience) -> bool:
+        """Flagged itself, or a lookalike of a flagged seed."""
+        if aud.flagged:
+            return True
+        if aud.subtype == "LOOKALIKE" and aud.origin_audience_id:
+            seed = self.audiences.get(aud.origin_audience_id)
+            return seed is not None and seed.flagged
+        return False
+
+    def violating_fields(self, aud: Audience) -> list[str]:
+        if aud.flagged:
+            return list(aud.integrity_fields)
+        seed = self.audiences.get(aud.origin_audience_id or "")
+        return list(seed.integrity_fields) if seed is not None and seed.flagged else []
+
+    def term_fields(self, name: Any, description: Any, rule: Any) -> list[str]:
+        """Which of name/description/rule contain one of ``integrity_terms`` (case-insensitive)."""
+        terms = [t.lower() for t in self.config.integrity_terms if isinstance(t, str) and t.strip()]
+        if not terms:
+            return []
+        out = []
+        for fname, value in zip(INTEGRITY_FIELDS, (name, description, rule), strict=True):
+            if value in (None, ""):
+                continue
+            text = (value if isinstance(value, str) else repr(value)).lower()
+            if any(t in text for t in terms):
+                out.append(fname)
+        return out
 
     # ------------------------------------------------------------ create / update / delete
     def create_audience(self, account_id: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -287,14 +418,17 @@ class Backend:
                     f"Invalid origin audience: {origin_id}",
                     msg="The origin audience does not exist or does not belong to this ad account.",
                 )
-            if seed.status_override == 471:
-                raise errors.invalid_parameter_plain(
-                    1713232,
-                    "Lookalike Creation Blocked",
-                    "You can't create a lookalike from a seed audience flagged for integrity issues.",
-                )
+            if self.is_flagged(seed):
+                raise errors.flagged_seed()
         if is_value_based and subtype != "CUSTOM":
             raise errors.invalid_param("Param is_value_based is only valid for CUSTOM audiences")
+        usage = as_str(params.get("usage_restriction"), "usage_restriction")
+        if usage is not None:
+            usage = usage.upper()
+            if usage not in USAGE_RESTRICTIONS:
+                raise errors.invalid_param(
+                    f"Param usage_restriction must be one of {{{', '.join(sorted(USAGE_RESTRICTIONS))}}} - got {usage}"
+                )
 
         if as_bool(params.get("enable_fetch_or_create"), "enable_fetch_or_create"):
             for aud in self.audiences.values():
@@ -311,6 +445,8 @@ class Backend:
 
         if not acct.tos_accepted:
             raise errors.tos_not_accepted_on_create(account_id)
+        if is_value_based and not acct.value_based_tos_accepted:
+            raise errors.value_based_tos_not_accepted(account_id, upload=False)
         live_same = sum(
             1
             for a in self.audiences.values()
@@ -344,21 +480,34 @@ class Backend:
             retention_days=retention,
             origin_audience_id=origin_id if seed is not None else None,
             extra=extra,
+            usage_restriction=usage,
         )
+        found = self.term_fields(name, description, extra.get("rule"))
+        if found:
+            aud.flagged = True
+            aud.integrity_fields = found
         self.audiences[aud.id] = aud
         self._touch()
         return {"id": aud.id}
 
     def update_audience(self, audience_id: str, params: dict[str, Any]) -> dict[str, Any]:
         aud = self.live(audience_id, "POST")
-        if aud.status_override == 471:
-            raise errors.invalid_parameter_plain(
-                1713231,
-                "Audience Edit Blocked",
-                "Before editing this audience, you must resolve its integrity restrictions.",
-            )
-        if not self.account(aud.account_id).tos_accepted:
+        if aud.unshared:
+            raise errors.audience_unavailable(aud.id)
+        was_flagged = self.is_flagged(aud)
+        if was_flagged:
+            if aud.subtype in ("CUSTOM", "LOOKALIKE"):
+                raise errors.flagged_edit_blocked()
+            needed = set(self.violating_fields(aud))
+            if aud.extra.get("rule") is not None:
+                needed.add("rule")
+            if not needed <= set(params):
+                raise errors.flagged_edit_needs_fields()
+        acct = self.account(aud.account_id)
+        if not acct.tos_accepted:
             raise errors.tos_not_accepted_on_create(aud.account_id)
+        if aud.is_value_based and not acct.value_based_tos_accepted:
+            raise errors.value_based_tos_not_accepted(aud.account_id, upload=False)
         if "is_value_based" in params and as_bool(params["is_value_based"], "is_value_based") != aud.is_value_based:
             raise errors.invalid_param(
                 "Cannot change is_value_based of an existing audience",
@@ -381,12 +530,22 @@ class Backend:
         for key in UPDATABLE:
             if key not in ("name", "description") and key in params:
                 aud.extra[key] = params[key]
+        if was_flagged or any(k in params for k in INTEGRITY_FIELDS):
+            found = self.term_fields(aud.name, aud.description, aud.extra.get("rule"))
+            if was_flagged:  # every flagged field (and the rule) changed: the audience is reviewed again
+                aud.flagged = bool(found)
+                aud.integrity_fields = found
+            elif found:
+                aud.flagged = True
+                aud.integrity_fields = found
         aud.time_updated = self.clock.now()
         self._touch()
         return {"success": True}
 
     def delete_audience(self, audience_id: str) -> dict[str, Any]:
         aud = self.live(audience_id, "DELETE")
+        if aud.unshared:
+            raise errors.audience_unavailable(aud.id)
         if self._lookalikes_of(aud):
             raise errors.delete_with_lookalikes()
         aud.deleted = True
@@ -413,41 +572,97 @@ class Backend:
         auds.sort(key=lambda a: int(a.id), reverse=True)
         return auds
 
-    def visible_count(self, aud: Audience, now: float) -> int:
+    def visible_counts(self, aud: Audience, now: float) -> tuple[int, int]:
+        """(members, matched) as Facebook shows them: ``processing_delay_s`` after each change."""
         hist = aud.count_history
         for i in range(len(hist) - 1, -1, -1):
             if hist[i][0] <= now:
                 if i:
                     del hist[:i]
-                return hist[0][1]
-        return 0
+                return hist[0][1], hist[0][2]
+        return 0, 0
+
+    def visible_count(self, aud: Audience, now: float) -> int:
+        """The matched count the approximate counts and delivery status are based on."""
+        return self.visible_counts(aud, now)[1]
+
+    def approximate_bounds(self, matched: int) -> tuple[int, int]:
+        """``approximate_count_lower_bound``/``_upper_bound`` for a matched count (an emulator choice).
+
+        0 stays 0; below ``count_floor`` both bounds are the floor; above it the count is rounded
+        down and up to ``count_significant_digits`` digits (12,345 → 12,000..13,000).
+        """
+        if matched <= 0:
+            return 0, 0
+        floor = self.config.count_floor or 0
+        if matched < floor:
+            return floor, floor
+        digits = self.config.count_significant_digits
+        if not digits or digits < 1:
+            return matched, matched
+        step = 10 ** max(0, len(str(matched)) - digits)
+        return matched // step * step, -(-matched // step) * step
+
+    def last_session(self, aud: Audience) -> UploadSession | None:
+        sess = aud.sessions.get(aud.last_session_id or "")
+        if sess is None and aud.sessions:
+            sess = max(reversed(aud.sessions.values()), key=lambda x: x.start_time)
+        return sess
 
     def operation_status(self, aud: Audience, now: float) -> int:
         if aud.status_override is not None:
             return aud.status_override
+        if self.is_flagged(aud):
+            return 471
         if aud.subtype != "CUSTOM":
-            return 200
+            return 100 if aud.expiring else 200
         if aud.replace_session is not None:
             return 414
         if aud.replace_failed:
             return 415
+        if aud.expiring:
+            return 100
         if aud.first_upload_ready_at is None or now < aud.first_upload_ready_at:
             return 410
+        last = self.last_session(aud)
+        if last is not None:
+            received, invalid, _ = last.totals()
+            if received and invalid / received > self.config.high_invalid_threshold:
+                return 412
+        total, matched = self.visible_counts(aud, now)
+        if total and total >= self.config.low_match_min_members and matched / total < self.config.low_match_threshold:
+            return 411
         return 200
+
+    def delivery_status(self, aud: Audience, now: float, op: int | None = None) -> int:
+        if op is None:
+            op = self.operation_status(aud, now)
+        if op == 471 or self.is_flagged(aud):
+            return 400
+        if aud.subtype == "LOOKALIKE":
+            seed = self.audiences.get(aud.origin_audience_id or "")
+            matched = 0
+            if seed is not None:
+                self._sync_matching(seed)
+                matched = self.visible_count(seed, now)
+        else:
+            matched = self.visible_count(aud, now)
+        return 300 if matched < self.config.min_delivery_size else 200
+
+    def sac_eligible(self, aud: Audience) -> bool:
+        if aud.sac_eligible is not None:
+            return aud.sac_eligible
+        return aud.subtype == "CUSTOM" and not self.is_flagged(aud)
 
     def audience_fields(self, aud: Audience) -> dict[str, Any]:
         """Every readable field that has a value (Graph omits the others)."""
         now = self.clock.now()
         op = self.operation_status(aud, now)
         if aud.subtype == "LOOKALIKE":
-            seed = self.audiences.get(aud.origin_audience_id or "")
-            seed_count = self.visible_count(seed, now) if seed else 0
             lower = upper = -1
-            small = seed_count < self.config.min_delivery_size
         else:
-            lower = upper = self.visible_count(aud, now)
-            small = lower < self.config.min_delivery_size
-        delivery = 400 if op == 471 else (300 if small else 200)
+            lower, upper = self.approximate_bounds(self.visible_count(aud, now))
+        delivery = self.delivery_status(aud, now, op)
         if aud.schema_kind is None:
             data_source = {"type": "UNKNOWN", "sub_type": "ANYTHING", "creation_params": "[]"}
         else:
@@ -480,7 +695,7 @@ class Backend:
             "pixel_id": aud.extra.get("pixel_id"),
             "sharing_status": {"sharing_relationship_id": 0, "status": "NOT_SHARED"},
             "permission_for_actions": {
-                "can_edit": True,
+                "can_edit": not aud.unshared,
                 "can_see_insight": "True",
                 "can_share": "True",
                 "subtype_supports_lookalike": aud.subtype == "CUSTOM",
@@ -491,12 +706,17 @@ class Backend:
             "is_snapshot": False,
             "delete_time": int(aud.delete_time) if aud.delete_time else None,
             "seed_audience": int(aud.origin_audience_id) if aud.origin_audience_id else None,
+            "fields_violating_integrity_policy": self.violating_fields(aud) or None,
+            "usage_restriction": aud.usage_restriction if aud.usage_restriction not in (None, "NONE") else None,
+            "is_eligible_for_sac_campaigns": self.sac_eligible(aud),
         }
         return {k: v for k, v in out.items() if v is not None}
 
     # ------------------------------------------------------------ uploads
     def _tick(self, aud: Audience, now: float) -> None:
-        """Expire a replace session that outlived its 90 minutes (the audience keeps what arrived)."""
+        """Bring the audience up to date: match settings, and a replace session that outlived its
+        90 minutes (the audience keeps what arrived)."""
+        self._sync_matching(aud)
         sid = aud.replace_session
         if sid is None:
             return
@@ -519,19 +739,20 @@ class Backend:
         aud.time_content_updated = now
         aud.time_updated = now
         ready = now + self.config.processing_delay_s
-        aud.count_history.append((ready, len(aud.members)))
+        aud.count_history.append((ready, len(aud.members), aud.members.matched))
         if upload and aud.first_upload_ready_at is None:
             aud.first_upload_ready_at = ready
 
     def _check_uploadable(self, aud: Audience, *, replace: bool) -> None:
-        if not self.account(aud.account_id).tos_accepted:
+        acct = self.account(aud.account_id)
+        if not acct.tos_accepted:
             raise errors.tos_not_accepted_on_upload(aud.account_id)
-        if aud.status_override == 471:
-            raise errors.invalid_parameter_plain(
-                1713230,
-                "Audience Upload Blocked",
-                "Before updating user memberships, you must resolve integrity restrictions on this audience.",
-            )
+        if aud.is_value_based and not acct.value_based_tos_accepted:
+            raise errors.value_based_tos_not_accepted(aud.account_id, upload=True)
+        if aud.unshared:
+            raise errors.audience_unavailable(aud.id)
+        if self.is_flagged(aud):
+            raise errors.flagged_upload()
         if aud.subtype != "CUSTOM":
             raise errors.invalid_param(
                 f"Users cannot be added to or removed from a {aud.subtype} audience",
@@ -614,6 +835,7 @@ class Backend:
 
     def _remember(self, aud: Audience, sess: UploadSession) -> None:
         aud.sessions[sess.session_id] = sess
+        aud.last_session_id = sess.session_id
         if len(aud.sessions) > MAX_SESSIONS_KEPT:
             for sid in list(aud.sessions)[: len(aud.sessions) - MAX_SESSIONS_KEPT]:
                 if aud.sessions[sid].state != "open" and sid != aud.replace_session:
@@ -713,7 +935,7 @@ class Backend:
             if existing is not None and active != sid:
                 raise self._finished_error(existing)
             op = self.operation_status(aud, now)
-            if active is None and op not in (200, 410, 415):
+            if active is None and op not in REPLACE_FROM:
                 raise errors.update_failed(
                     subcode=1870145,
                     title="Audience Update In Progress",
@@ -747,7 +969,7 @@ class Backend:
         # --- apply
         if sess is None:
             sess = UploadSession(sid, "replace", now, estimated_num_total=est, schema=prepared.schema)
-            sess.staging = MemberSet()
+            sess.staging = MemberSet(aud.members.matcher)
             aud.replace_session = sid
             aud.replace_failed = False
         if est is not None:
@@ -775,12 +997,13 @@ class Backend:
 
     def _remove_from_all(self, account_id: str, payload: Any, session: Any) -> dict[str, Any]:
         now = self.clock.now()
-        self.account(account_id)
+        if not self.account(account_id).tos_accepted:
+            raise errors.tos_not_accepted_on_upload(account_id)
         prepared = self._prepare(payload, removal=True)
         sid, _, _, _ = self._session_spec(session)
         idents = [ident for ident, _ in prepared.rows]
         for aud in self.audiences.values():
-            if aud.account_id != account_id or aud.deleted or aud.subtype != "CUSTOM":
+            if aud.account_id != account_id or aud.deleted or aud.subtype != "CUSTOM" or aud.unshared:
                 continue
             self._tick(aud, now)
             removed = aud.members.remove(idents)
@@ -833,16 +1056,117 @@ class Backend:
 
     # ------------------------------------------------------------ emulator-only views
     def set_status(self, audience_id: str, code: int | None) -> dict[str, Any]:
+        """Force ``operation_status``: 471 flags the audience, 200/``None`` clears flags and forced codes."""
+        return self.admin_update(audience_id, {"operation_status": code})
+
+    ADMIN_KEYS = frozenset(
+        {
+            "operation_status", "flagged", "fields_violating_integrity_policy", "match_shares", "deleted",
+            "expired", "expiring", "unshared", "usage_restriction", "is_eligible_for_sac_campaigns",
+        }
+    )  # fmt: skip
+
+    def admin_update(self, audience_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /_emulator/audiences/{id}``: the knobs tests turn. Raises ``ValueError`` on a bad body."""
         aud = self.audiences.get(audience_id)
         if aud is None:
             raise errors.unsupported_request("POST", audience_id)
-        aud.status_override = None if code in (None, 200) else code
+        unknown = set(body) - self.ADMIN_KEYS
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}; known: {sorted(self.ADMIN_KEYS)}")
+        if not body:
+            raise ValueError(f"give at least one of {sorted(self.ADMIN_KEYS)}")
+        for key in ("flagged", "deleted", "expired", "expiring", "unshared"):
+            if key in body and not isinstance(body[key], bool):
+                raise ValueError(f"{key} must be a boolean")
+        code = body.get("operation_status")
+        if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
+            raise ValueError("operation_status must be an integer or null")
+        fields_v = body.get("fields_violating_integrity_policy")
+        if fields_v is not None and (
+            not isinstance(fields_v, list) or not all(f in INTEGRITY_FIELDS for f in fields_v)
+        ):
+            raise ValueError(f"fields_violating_integrity_policy must be a list of {list(INTEGRITY_FIELDS)}")
+        shares = body.get("match_shares")
+        if shares is not None:
+            shares = check_shares(shares, IDENTITY_KEYS, allow_null=True)
+        usage = body.get("usage_restriction")
+        if usage is not None and usage not in USAGE_RESTRICTIONS:
+            raise ValueError(f"usage_restriction must be one of {sorted(USAGE_RESTRICTIONS)} or null")
+        sac = body.get("is_eligible_for_sac_campaigns")
+        if sac is not None and not isinstance(sac, bool):
+            raise ValueError("is_eligible_for_sac_campaigns must be a boolean or null")
+
+        now = self.clock.now()
+        if "operation_status" in body:
+            if code == 471:
+                body.setdefault("flagged", True)
+                aud.status_override = None
+            elif code in (None, 200):
+                aud.status_override = None
+                aud.flagged = False
+                aud.integrity_fields = []
+                aud.expiring = False
+            else:
+                aud.status_override = code
+        if "flagged" in body:
+            aud.flagged = body["flagged"]
+            if aud.flagged:
+                aud.integrity_fields = list(
+                    fields_v
+                    or aud.integrity_fields
+                    or self.term_fields(aud.name, aud.description, aud.extra.get("rule"))
+                    or ["name"]
+                )
+            else:
+                aud.integrity_fields = []
+        elif fields_v is not None:
+            aud.integrity_fields = list(fields_v)
+            aud.flagged = bool(fields_v)
+        if "match_shares" in body:
+            if shares is None:
+                aud.match_shares = {}
+            else:
+                for name, share in shares.items():
+                    if share is None:
+                        aud.match_shares.pop(name, None)
+                    else:
+                        aud.match_shares[name] = share
+        for key, reason in (("deleted", "deleted"), ("expired", "expired")):
+            if key not in body:
+                continue
+            if body[key]:
+                aud.deleted = True
+                aud.removed_reason = reason
+                aud.delete_time = now
+                aud.replace_session = None
+            elif aud.deleted:
+                aud.deleted = False
+                aud.removed_reason = None
+                aud.delete_time = None
+        if "expiring" in body:
+            aud.expiring = body["expiring"]
+        if "unshared" in body:
+            aud.unshared = body["unshared"]
+        if "usage_restriction" in body:
+            aud.usage_restriction = usage
+        if "is_eligible_for_sac_campaigns" in body:
+            aud.sac_eligible = sac
+        aud.time_updated = now
         self._touch()
         return self.summary(aud)
 
     def summary(self, aud: Audience) -> dict[str, Any]:
         now = self.clock.now()
         self._tick(aud, now)
+        total, matched = self.visible_counts(aud, now)
+        lower, upper = self.approximate_bounds(matched) if aud.subtype != "LOOKALIKE" else (-1, -1)
+        op = self.operation_status(aud, now)
+        last = self.last_session(aud)
+        last_view = None
+        if last is not None:
+            received, invalid, _ = last.totals()
+            last_view = {"session_id": last.session_id, "num_received": received, "num_invalid_entries": invalid}
         return {
             "id": aud.id,
             "account_id": aud.account_id,
@@ -855,10 +1179,25 @@ class Backend:
             ),
             "is_value_based": aud.is_value_based,
             "member_count": len(aud.members),
-            "approximate_count": self.visible_count(aud, now),
-            "operation_status": self.operation_status(aud, now),
+            "matched_count": aud.members.matched,
+            "approximate_count": matched,
+            "approximate_count_lower_bound": lower,
+            "approximate_count_upper_bound": upper,
+            "operation_status": op,
+            "delivery_status": self.delivery_status(aud, now, op),
             "replace_in_progress": aud.replace_session is not None,
+            "last_session": last_view,
+            "flagged": self.is_flagged(aud),
+            "fields_violating_integrity_policy": self.violating_fields(aud),
+            "match_shares": self.effective_shares(aud),
+            "match_share_overrides": dict(aud.match_shares),
+            "expiring": aud.expiring,
+            "unshared": aud.unshared,
+            "usage_restriction": aud.usage_restriction,
+            "is_eligible_for_sac_campaigns": self.sac_eligible(aud),
             "deleted": aud.deleted,
+            "removed": aud.removed_reason,
+            "visible_member_count": total,
         }
 
     def members_view(self, audience_id: str, *, count_only: bool = False) -> dict[str, Any]:
@@ -892,7 +1231,15 @@ class Backend:
 
         return {
             "next_id": self._next_id,
-            "accounts": [{"id": a.id, "tos_accepted": a.tos_accepted, "name": a.name} for a in self.accounts.values()],
+            "accounts": [
+                {
+                    "id": a.id,
+                    "tos_accepted": a.tos_accepted,
+                    "name": a.name,
+                    "value_based_tos_accepted": a.value_based_tos_accepted,
+                }
+                for a in self.accounts.values()
+            ],
             "audiences": [
                 {
                     "id": a.id,
@@ -917,6 +1264,15 @@ class Backend:
                     "replace_session": a.replace_session,
                     "replace_failed": a.replace_failed,
                     "sessions": [sess_dump(s) for s in a.sessions.values()],
+                    "last_session_id": a.last_session_id,
+                    "flagged": a.flagged,
+                    "integrity_fields": a.integrity_fields,
+                    "match_shares": a.match_shares,
+                    "removed_reason": a.removed_reason,
+                    "expiring": a.expiring,
+                    "unshared": a.unshared,
+                    "usage_restriction": a.usage_restriction,
+                    "sac_eligible": a.sac_eligible,
                 }
                 for a in self.audiences.values()
             ],
@@ -926,13 +1282,22 @@ class Backend:
         self.reset()
         self._next_id = int(state.get("next_id", self._next_id))
         for a in state.get("accounts", []):
-            self.accounts[a["id"]] = AdAccount(a["id"], bool(a["tos_accepted"]), a.get("name", ""))
+            self.accounts[a["id"]] = AdAccount(
+                a["id"],
+                bool(a["tos_accepted"]),
+                a.get("name", ""),
+                value_based_tos_accepted=bool(a.get("value_based_tos_accepted", True)),
+            )
         for d in state.get("audiences", []):
             members = MemberSet.load(d.pop("members", []))
             sessions = d.pop("sessions", [])
             aud = Audience(**{k: v for k, v in d.items()})
+            if aud.status_override == 471:  # state files from before the integrity flag
+                aud.status_override = None
+                aud.flagged = True
+                aud.integrity_fields = aud.integrity_fields or ["name"]
             aud.members = members
-            aud.count_history = [(0.0, len(members))]
+            aud.count_history = [(0.0, len(members), 0)]  # matched: recounted on first use
             for s in sessions:
                 schema = Schema(s["schema"][0], tuple(s["schema"][1])) if s.get("schema") else None
                 sess = UploadSession(
