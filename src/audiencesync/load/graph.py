@@ -94,6 +94,11 @@ _HINTS: dict[tuple[int | None, int | None], str] = {
     (100, 1713230): "the audience is flagged for integrity restrictions: resolve them in Ads Manager first",
     (2650, None): "Facebook refused the audience update (an audience that received single-key uploads "
     "cannot take multi-key ones, and the reverse)",
+    (2650, 1870145): "a replace session is still open on this audience (operation_status 414), one this state "
+    "does not know (a run whose state file was lost, or another machine); Facebook closes it at most 90 minutes "
+    "after it began. Nothing was lost: run again after that",
+    (2650, 1870158): "the replace session ran past Facebook's 90 minutes; the next run starts a new one",
+    (2650, 1870159): "the replace session had already ended; the next run re-plans from what Facebook holds",
     (2656, None): "the audience has lookalike audiences built from it: delete those lookalikes first",
     (294, None): "the token lacks the ads_management permission",
     (200, None): "permission denied on this ad account",
