@@ -58,7 +58,8 @@ def depth(client: Client) -> int:
 
 def test_write_key_as_basic_auth_user_is_accepted(client):
     r = client.post("/v1/identify", json=identify())
-    assert r.status_code == 200 and r.json() == {"success": True, "accepted": 1}
+    assert r.status_code == 200
+    assert r.json() == {"success": True, "accepted": 1, "received": 1, "used": 1, "skipped": 0, "refused": 0}
     assert depth(client) == 1
 
 
@@ -96,11 +97,19 @@ def test_not_json_is_400(client):
     assert r.status_code == 400 and r.json()["error"] == "the body is not valid JSON"
 
 
-def test_unmapped_call_is_400_with_the_reason(client):
+def test_call_without_a_membership_is_skipped_not_refused(client):
     r = client.post("/v1/identify", json={"userId": "u", "traits": {"vip": True}})
+    assert r.status_code == 200
+    assert r.json()["skipped"] == 1 and r.json()["skipped_by_reason"] == {"no_membership": 1}
+    assert depth(client) == 0
+
+
+def test_malformed_single_call_is_400_with_code_and_message(client):
+    r = client.post("/v1/identify", json={"userId": "u", "traits": {KEY: "perhaps"}})
     assert r.status_code == 400
-    assert "no trait names a configured stream audience" in r.json()["error"]
-    assert f"configured: {KEY}" in r.json()["error"]
+    body = r.json()
+    assert body["success"] is False and body["code"] == "invalid_call"
+    assert f"traits.{KEY}: must be true or false" in body["message"]
     assert depth(client) == 0
 
 
@@ -117,13 +126,17 @@ def test_batch_body_over_the_limit_is_413_before_reading(make_client):
     assert depth(c) == 0
 
 
-def test_batch_is_all_or_nothing(client):
+def test_a_malformed_call_in_a_batch_is_refused_alone(client):
     body = {"batch": [identify("a"), {"type": "identify", "userId": "b", "traits": {KEY: "perhaps"}}]}
     r = client.post("/v1/batch", json=body)
-    assert r.status_code == 400 and "batch[1]: traits." in r.json()["error"]
-    assert depth(client) == 0
+    assert r.status_code == 200 and r.json()["refused"] == 1 and r.json()["used"] == 1
+    assert "batch[1]: traits." in r.json()["refused_calls"][0]
+    assert depth(client) == 1
+    r = client.post("/v1/batch", json={"batch": [body["batch"][1]]})
+    assert r.status_code == 400 and "batch[0]: traits." in r.json()["message"]
+    assert depth(client) == 1
     assert client.post("/v1/batch", json={"batch": [identify("a"), identify("b", False)]}).status_code == 200
-    assert depth(client) == 2
+    assert depth(client) == 3
 
 
 def test_queue_over_its_bound_is_429_with_retry_after(make_client):
@@ -171,7 +184,8 @@ def test_own_membership_endpoint(client):
     r = client.post("/v1/membership", json={"audience": KEY, "user_id": "u", "in": True, "traits": {"email": "a@b.io"}})
     assert r.status_code == 200 and depth(client) == 1
     r = client.post("/v1/membership", json={"audience": "nope", "user_id": "u", "in": True})
-    assert r.status_code == 400 and "'nope' is not a configured stream audience" in r.json()["error"]
+    assert r.status_code == 200 and r.json()["skipped_by_reason"] == {"unconfigured_audience": 1}
+    assert depth(client) == 1
 
 
 def test_health_and_metrics(client):

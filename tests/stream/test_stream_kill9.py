@@ -127,8 +127,10 @@ def test_kill_9_mid_stream_loses_nothing_accepted_and_sends_nothing_refused(proj
             accepted.append(calls)
         refused_auth = client.post("/v1/batch", json={"batch": [identify("never-a", True)]}, auth=("wrong", ""))
         assert refused_auth.status_code == 401
-        refused_bad = client.post("/v1/batch", json={"batch": [identify("never-b", True), {"type": "page"}]})
-        assert refused_bad.status_code == 400
+        malformed = identify("never-b", True)
+        malformed["traits"] = {k: "perhaps" if v is True else v for k, v in malformed["traits"].items()}
+        refused_bad = client.post("/v1/batch", json={"batch": [malformed, {"type": "page", "userId": "never-c"}]})
+        assert refused_bad.status_code == 200 and refused_bad.json()["refused"] == 1  # refused alone, page skipped
         for calls in batches[sent_before_kill:]:
             assert client.post("/v1/batch", json={"batch": calls}).status_code == 200
             accepted.append(calls)

@@ -162,20 +162,33 @@ def test_raw_values_never_reach_a_change():
 
 
 @pytest.mark.parametrize(
+    ("call", "kind", "reason"),
+    [
+        (engage_identify() | {"context": personas(klass="trait")}, "identify", "not_an_audience"),
+        (engage_identify() | {"context": personas(key="nope")}, "identify", "unconfigured_audience"),
+        ({"userId": "u", "traits": {"email": "a@b.co"}}, "identify", "no_membership"),
+        ({"type": "page", "userId": "u"}, "batch", "not_a_membership_call"),
+        ({"userId": "u", "event": "Order Completed", "properties": {"total": 3}}, "track", "no_membership"),
+    ],
+)
+def test_calls_without_a_membership_are_skipped_by_reason(call, kind, reason):
+    body = {"batch": [call]} if kind == "batch" else call
+    parsed = parser().segment(body, kind)
+    assert parsed.changes == [] and parsed.skipped == {reason: 1} and parsed.calls == 0
+
+
+@pytest.mark.parametrize(
     ("call", "kind", "message"),
     [
-        (engage_identify() | {"context": personas(klass="trait")}, "identify", "computation_class is 'trait'"),
-        (engage_identify() | {"context": personas(key="nope")}, "identify", "audience key 'nope' is not a configured"),
-        ({"userId": "u", "traits": {"email": "a@b.co"}}, "identify", "no trait names a configured stream audience"),
         ({"userId": "u", "traits": {KEY: "maybe"}}, "identify", f"traits.{KEY}: must be true or false"),
         ({"traits": {KEY: True}}, "identify", "userId or anonymousId is required"),
         ({"userId": ["u"], "traits": {KEY: True}}, "identify", "userId: must be a string"),
         ({"userId": "u", "traits": "x"}, "identify", "traits: must be an object"),
-        ({"type": "page", "userId": "u"}, "batch", "'page' calls carry no audience membership"),
         ({"userId": "u", "traits": {KEY: True}}, "batch", "type: identify or track is required"),
+        ({"type": "<script>", "userId": "u"}, "batch", "type: must be one of identify, track"),
     ],
 )
-def test_calls_that_map_to_no_audience_say_why(call, kind, message):
+def test_malformed_calls_say_why(call, kind, message):
     body = {"batch": [call]} if kind == "batch" else call
     with pytest.raises(CallError, match=message) as e:
         parser().segment(body, kind)
@@ -183,11 +196,17 @@ def test_calls_that_map_to_no_audience_say_why(call, kind, message):
     assert "Peter" not in str(e.value)
 
 
-def test_a_bad_call_refuses_the_whole_batch_and_names_its_position():
-    body = {"batch": [engage_identify("a"), {"type": "identify", "userId": "b", "traits": {}}, engage_identify("c")]}
-    with pytest.raises(CallError, match=r"batch\[1\]: no trait names") as e:
-        parser().segment(body, "batch")
-    assert "nothing in this request was queued" in str(e.value)
+def test_a_bad_call_is_refused_alone_and_named_by_position():
+    bad = {"type": "identify", "userId": "b", "traits": {KEY: "perhaps"}}
+    body = {
+        "batch": [engage_identify("a"), bad, {"type": "identify", "userId": "x", "traits": {}}, engage_identify("c")]
+    }
+    parsed = parser().segment(body, "batch")
+    assert len(parsed.changes) == 2 and parsed.calls == 2 and parsed.skipped == {"no_membership": 1}
+    assert parsed.refused == [f"batch[1]: traits.{KEY}: must be true or false"]
+    with pytest.raises(CallError, match=r"batch\[0\]: traits\.") as e:
+        parser().segment({"batch": [bad]}, "batch")
+    assert "no call in this request could be used" in str(e.value)
 
 
 def test_limits_are_413_and_400():
@@ -260,9 +279,9 @@ def test_mparticle_commerce_events_are_counted_not_forwarded():
     assert len(both.changes) == 1 and both.commerce_events == 1
 
 
-def test_mparticle_batch_without_membership_or_commerce_is_400():
-    with pytest.raises(CallError, match="no user attribute names a configured stream audience"):
-        parser().mparticle(mparticle_batch(None))
+def test_mparticle_batch_without_membership_or_commerce_is_skipped():
+    parsed = parser().mparticle(mparticle_batch(None))
+    assert parsed.changes == [] and parsed.skipped == {"no_membership": 1}
 
 
 def firehose(*profiles: dict) -> dict:
@@ -308,9 +327,9 @@ def test_firehose_verification_request_queues_nothing():
     assert parsed.changes == [] and parsed.firehose
 
 
-def test_firehose_unknown_audience_says_which():
-    with pytest.raises(CallError, match=r"user_profiles\[0\]: audiences\[0\]: audience 'Churned' \(id 456\)"):
-        parser().mparticle(firehose(profile(audience="Churned")))
+def test_firehose_unknown_audience_is_skipped():
+    parsed = parser().mparticle(firehose(profile(audience="Churned"), profile()))
+    assert parsed.skipped == {"unconfigured_audience": 1} and len(parsed.changes) == 1
 
 
 def test_firehose_matches_audience_id_as_key():

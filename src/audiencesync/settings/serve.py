@@ -30,6 +30,11 @@ class ServeSettings(Section):
     max_id_length: int = Field(256, ge=1)
     max_value_length: int = Field(1024, ge=1)
     retry_after_max: float = 300.0
+    mparticle_api_secret: str | None = Field(None, repr=False)
+    """When set, a basic-auth call to the mParticle routes must carry it as the password (the
+    mParticle SDKs send `api_key:api_secret`); unset, the password is not checked."""
+    mparticle_environments: tuple[str, ...] = ("production",)
+    """The mParticle `environment`s whose batches are used; a batch of any other is skipped."""
 
     @model_validator(mode="before")
     @classmethod
@@ -53,7 +58,16 @@ class ServeSettings(Section):
             raise ValueError("must be more than zero")
         return seconds
 
-    @field_validator("write_key")
+    @field_validator("mparticle_environments", mode="before")
+    @classmethod
+    def _environments(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list | tuple) or not v or not all(isinstance(e, str) and e.strip() for e in v):
+            raise ValueError("a list of mParticle environments, e.g. [production] or [production, development]")
+        return tuple(e.strip().lower() for e in v)
+
+    @field_validator("write_key", "mparticle_api_secret")
     @classmethod
     def _key(cls, v: str | None) -> str | None:
         if v is not None and not v.strip():

@@ -2,9 +2,16 @@
 
 Every write route runs the same steps in the same order, so the status codes mean one thing:
 401 before the body is read (nothing queued), 413 for a body or call over its limit, 400 for a
-body that is not JSON or a call that maps to no configured audience, 429 with `Retry-After` when
-the queue is over its bound, 503 when the server is stopping, and 200 only after the changes
-are committed to the state file.
+body that is not JSON, not of the route's shape, or whose every call is malformed, 429 with
+`Retry-After` when the queue is over its bound, 503 when the server is stopping, and 200 only
+after the changes are committed to the state file. A call that carries no membership is skipped
+(counted in the answer), and a malformed call inside a batch is refused alone, so valid calls are
+never lost for their neighbours.
+
+Every refusal answers `{"success": false, "code": ..., "message": ...}`: `code` and `message` are
+what Segment's and RudderStack's SDKs read to give up on a 4xx at once (without them the
+RudderStack SDK retries for minutes); `error` repeats `message` for older readers. Every refused
+request is logged on one line: reason, source, route, sizes; never a value or a credential.
 """
 
 from __future__ import annotations
@@ -72,7 +79,25 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return out
 
 
-def _ingest(limit: Callable[[StreamRuntime], int], handle: Handler, reply: Callable[[Parsed], dict[str, Any]]):
+def refusal(code: str, message: str) -> dict[str, Any]:
+    """An error body in the shape the Segment, RudderStack and mParticle clients parse."""
+    return {"success": False, "code": code, "message": message, "error": message}
+
+
+def _source(request: Request, family: str) -> str:
+    """Who sent it, for the log: the route family and the client's product name (no version, no id)."""
+    agent = request.headers.get("user-agent", "").split("/", 1)[0].strip()
+    agent = "".join(c if c.isalnum() or c in "-_." else "-" for c in agent)[:40] or "unknown"
+    return f"{family}:{agent}"
+
+
+def _ingest(
+    limit: Callable[[StreamRuntime], int],
+    handle: Handler,
+    reply: Callable[[Parsed], dict[str, Any]],
+    family: str,
+    secret: Callable[[StreamRuntime], str | None] = lambda rt: None,
+):
     """A write route: authenticate, read, parse, queue durably, answer.
 
     Parsing and hashing run on a worker thread, so one large batch does not hold up the event loop.
@@ -80,19 +105,22 @@ def _ingest(limit: Callable[[StreamRuntime], int], handle: Handler, reply: Calla
 
     async def endpoint(request: Request) -> Response:
         rt: StreamRuntime = request.app.state.runtime
+        size, calls = request.headers.get("content-length", "?"), None
         try:
-            if not authorized(request.headers.get("authorization"), rt.settings):
+            if not authorized(request.headers.get("authorization"), rt.settings, secret=secret(rt)):
                 raise _Refused(401, "unauthorized", "a valid write key or bearer token is required",
                                {"WWW-Authenticate": CHALLENGE})  # fmt: skip
             raw = await _read_body(request, limit(rt))
+            size = str(len(raw))
             try:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 raise _Refused(400, "not_json", "the body is not valid JSON") from None
+            calls = _count(body)
             try:
                 parsed = await run_in_threadpool(handle, rt, body)
             except CallError as e:
-                raise _Refused(e.status, "too_large" if e.status == 413 else "unmapped", str(e)) from None
+                raise _Refused(e.status, "too_large" if e.status == 413 else "invalid_call", str(e)) from None
             try:
                 await rt.writer.put(parsed.changes)
             except QueueFull as e:
@@ -101,10 +129,23 @@ def _ingest(limit: Callable[[StreamRuntime], int], handle: Handler, reply: Calla
                 raise _Refused(503, "unavailable", str(e), {"Retry-After": "5"}) from None
         except _Refused as r:
             rt.metrics.add("rejected", r.reason)
-            return _json({"success": False, "error": str(r)}, r.status, r.headers)
+            log.warning(
+                "refused request: status=%d reason=%s source=%s route=%s body_bytes=%s calls=%s",
+                r.status, r.reason, _source(request, family), request.url.path, size, calls,
+            )  # fmt: skip
+            return _json(refusal(r.reason, str(r)), r.status, r.headers)
         except ClientDisconnect:
             rt.metrics.add("rejected", "client_disconnected")
+            log.warning(
+                "refused request: status=400 reason=client_disconnected source=%s route=%s body_bytes=%s calls=%s",
+                _source(request, family), request.url.path, size, calls,
+            )  # fmt: skip
             return Response(status_code=400)
+        if parsed.refused:
+            log.warning(
+                "refused calls: reason=invalid_call source=%s route=%s body_bytes=%s calls=%d refused=%d used=%d",
+                _source(request, family), request.url.path, size, parsed.received, len(parsed.refused), parsed.calls,
+            )  # fmt: skip
         for change in parsed.changes:
             rt.metrics.add("accepted", change.audience_key)
         for label, n in parsed.invalid.items():
@@ -116,16 +157,27 @@ def _ingest(limit: Callable[[StreamRuntime], int], handle: Handler, reply: Calla
     return endpoint
 
 
+def _count(body: Any) -> int:
+    """How many calls a body holds, for the log (a guess before parsing; never a value)."""
+    if isinstance(body, list):
+        return len(body)
+    if isinstance(body, dict):
+        for name in ("batch", "user_profiles"):
+            if isinstance(body.get(name), list):
+                return len(body[name])
+    return 1
+
+
 def _segment(kind: str) -> Handler:
     return lambda rt, body: rt.parser.segment(body, kind)
 
 
 def _segment_reply(parsed: Parsed) -> dict[str, Any]:
-    return {"success": True, "accepted": len(parsed.changes)}
+    return {"success": True, "accepted": len(parsed.changes), **parsed.summary()}
 
 
 def _mparticle_reply(parsed: Parsed) -> dict[str, Any]:
-    out: dict[str, Any] = {"success": True, "accepted": len(parsed.changes)}
+    out: dict[str, Any] = {"success": True, "accepted": len(parsed.changes), **parsed.summary()}
     if parsed.firehose:
         out.update({"type": "audience_membership_change_response", "id": str(uuid.uuid4())})
     if parsed.commerce_events:
@@ -152,18 +204,19 @@ def create_app(runtime: StreamRuntime, *, manage: bool = True) -> Starlette:
     """The ASGI app; with `manage` its lifespan starts and stops the runtime's threads."""
     body = lambda rt: rt.settings.max_body_bytes  # noqa: E731
     call = lambda rt: rt.settings.max_call_bytes  # noqa: E731
-    mparticle = _ingest(body, lambda rt, b: rt.parser.mparticle(b), _mparticle_reply)
+    secret = lambda rt: rt.settings.mparticle_api_secret  # noqa: E731
+    mparticle = _ingest(body, lambda rt, b: rt.parser.mparticle(b), _mparticle_reply, "mparticle", secret)
     routes = [
-        Route("/v1/identify", _ingest(call, _segment("identify"), _segment_reply), methods=["POST"]),
-        Route("/v1/track", _ingest(call, _segment("track"), _segment_reply), methods=["POST"]),
-        Route("/v1/batch", _ingest(body, _segment("batch"), _segment_reply), methods=["POST"]),
-        Route("/v1/import", _ingest(body, _segment("batch"), _segment_reply), methods=["POST"]),
+        Route("/v1/identify", _ingest(call, _segment("identify"), _segment_reply, "segment"), methods=["POST"]),
+        Route("/v1/track", _ingest(call, _segment("track"), _segment_reply, "segment"), methods=["POST"]),
+        Route("/v1/batch", _ingest(body, _segment("batch"), _segment_reply, "segment"), methods=["POST"]),
+        Route("/v1/import", _ingest(body, _segment("batch"), _segment_reply, "segment"), methods=["POST"]),
         Route("/v1/mparticle", mparticle, methods=["POST"]),
         Route("/v2/events", mparticle, methods=["POST"]),
         Route("/v2/bulkevents", mparticle, methods=["POST"]),
         Route(
             "/v1/membership",
-            _ingest(body, lambda rt, b: rt.parser.membership(b), _segment_reply),
+            _ingest(body, lambda rt, b: rt.parser.membership(b), _segment_reply, "membership"),
             methods=["POST"],
         ),
         Route("/health", health, methods=["GET"]),

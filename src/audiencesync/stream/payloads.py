@@ -1,16 +1,24 @@
 """The shapes the server accepts, each turned into membership changes for configured audiences.
 
-* Segment's Tracking API: `identify` and `track` (single, or in `/v1/batch`). Engage marks an
-  audience call with `context.personas` (`computation_class: audience`, `computation_key`) and
-  carries the membership as a true/false trait (identify) or property (track) named by the key.
-* mParticle: an Events API batch (`user_identities`, `user_attributes`, `device_info`, `events`)
-  whose true/false user attribute names an audience, a bulk list of such batches, or a Firehose
-  `audience_membership_change_request` (`user_profiles[].audiences[].action` add/delete).
-  Commerce events are counted and reported, not forwarded (see `Parsed.commerce_events`).
+* Segment's (and RudderStack's) Tracking API: `identify` and `track` (single, or in `/v1/batch`).
+  Engage marks an audience call with `context.personas` (`computation_class: audience`,
+  `computation_key`) and carries the membership as a true/false trait (identify: `traits`, or
+  `context.traits` where RudderStack's SDK puts them) or property (track) named by the key.
+* mParticle: an Events API batch (`user_identities`, `user_attributes`, `deleted_user_attributes`,
+  `device_info`, `events`) whose true/false user attribute names an audience (a deleted one is a
+  leave), a bulk list of such batches, or a Firehose `audience_membership_change_request`
+  (`user_profiles[].audiences[].action` add/delete). Commerce events are counted and reported, not
+  forwarded (see `Parsed.commerce_events`).
 * Our own: `{"audience": key, "user_id": ..., "in": true|false, "traits": {...}}`, one or a list.
 
-A request is all or nothing: if any call in it cannot be mapped, none is queued and the 4xx lists
-every problem by position. Messages name fields and audience keys, never a person's values.
+Each call of a request is one of three things: *used* (it carries a membership of a configured
+stream audience: its changes are queued), *skipped* (it carries none: an ordinary `track`/`page`,
+an unconfigured audience, a development mParticle batch; counted by reason in `Parsed.skipped`,
+never an error), or *refused* (malformed: a flag that is not true/false, an id that is not a
+string, a field over its length). A refused call inside a batch is refused alone (listed by
+position in `Parsed.refused`) so the valid calls beside it are not lost; a request is refused
+whole only when it is over a limit (413), not a body of the right shape, or when all its calls
+are refused. Messages name fields and audience keys, never a person's values.
 """
 
 from __future__ import annotations
@@ -32,15 +40,38 @@ MAX_PROBLEMS = 20
 
 MPARTICLE_IDENTITIES = {
     "email": "email",
-    "mobile_number": "phone",
-    "phone_number_2": "phone",
-    "phone_number_3": "phone",
+    "mobilenumber": "phone",
+    "phonenumber2": "phone",
+    "phonenumber3": "phone",
 }
-"""mParticle user identity types (Events API keys and Firehose `type`s) that are match keys."""
+"""mParticle user identity types (Events API keys and Firehose `type`s) that are match keys, by
+`mparticle_identity` spelling (`mobile_number`, `mobileNumber`, `MobileNumber` alike)."""
+
+MPARTICLE_CUSTOMER_IDS = {"customerid", "customer"}
+"""The customer id's spellings once folded: `customerid` (the Python, Java, Node and iOS SDKs'
+Events API key), `customer_id` (the JSON reference), `customerId`/`CustomerId` (the web and
+Android SDKs), and the Firehose `type` `customer`."""
 
 MPARTICLE_DEVICE_IDS = ("ios_advertising_id", "android_advertising_id", "google_advertising_id")
 HASHED_ENCODINGS = ("sha256", "sha-256", "sha_256")
 TRUE_WORDS = {"true": True, "false": False}
+SEGMENT_OTHER_TYPES = ("page", "screen", "group", "alias")
+"""Segment / RudderStack call types that never carry a membership: skipped, not refused."""
+
+
+def mparticle_identity(name: str) -> str:
+    """An mParticle identity name folded so every SDK's spelling of it is one string."""
+    return name.replace("_", "").replace("-", "").lower()
+
+
+class Skip(Exception):
+    """A call that carries no membership of a configured stream audience: counted, not an error.
+
+    `reason` is one of a few fixed words (it is a metric label and goes in the answer)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -51,7 +82,28 @@ class Parsed:
     invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
     commerce_events: int = 0
     calls: int = 0
+    """Calls used: each made at least one change."""
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Calls that carry no membership, by reason."""
+    refused: list[str] = field(default_factory=list)
+    """Malformed calls refused alone inside a batch, each `where: why` (never a value)."""
+    received: int = 0
     firehose: bool = False
+
+    def summary(self) -> dict[str, object]:
+        """What the answer says about the calls: how many were used, skipped (why) and refused."""
+        out: dict[str, object] = {
+            "received": self.received,
+            "used": self.calls,
+            "skipped": sum(self.skipped.values()),
+            "refused": len(self.refused),
+        }
+        if self.skipped:
+            out["skipped_by_reason"] = dict(sorted(self.skipped.items()))
+        if self.refused:
+            more = len(self.refused) - MAX_PROBLEMS
+            out["refused_calls"] = self.refused[:MAX_PROBLEMS] + ([f"... and {more} more"] if more > 0 else [])
+        return out
 
 
 class Parser:
@@ -105,32 +157,40 @@ class Parser:
             raise CallError('the body must be {"audience": key, "user_id": ..., "in": true|false, "traits": {...}}')
         return self._each([body], None, self._own_call)
 
-    # -- all-or-nothing over the calls of one request --------------------------------------------
+    # -- each call of one request: used, skipped or refused alone --------------------------------
 
     def _each(
         self, calls: list[Any], where: str | None, one: Callable[[Any], Parsed], *, sized: bool = False
     ) -> Parsed:
-        out = Parsed()
-        problems: list[str] = []
+        """Over-limit refuses the request (413); a malformed call is refused alone, unless it is the
+        only kind of call there is (a single call, or a batch of nothing else): then 400."""
+        out = Parsed(received=len(calls))
         for i, call in enumerate(calls):
             at = f"{where}[{i}]" if where else ""
             if sized and len(orjson.dumps(call)) > self.settings.max_call_bytes:
                 raise CallError(f"{at}: the call is larger than {self.settings.max_call_bytes} bytes", status=413)
             try:
                 got = one(call)
+            except Skip as s:
+                out.skipped[s.reason] += 1
+                continue
             except CallError as e:
                 if e.status == 413:
                     raise CallError(f"{at}: {e}" if at else str(e), status=413) from None
-                problems.append(f"{at}: {e}" if at else str(e))
+                out.refused.append(f"{at}: {e}" if at else str(e))
                 continue
             out.changes += got.changes
             out.invalid.update(got.invalid)
             out.commerce_events += got.commerce_events
-            out.calls += 1
-        if problems:
-            more = len(problems) - MAX_PROBLEMS
-            shown = problems[:MAX_PROBLEMS] + ([f"... and {more} more"] if more > 0 else [])
-            raise CallError("; ".join(shown) + ("; nothing in this request was queued" if where else ""))
+            out.skipped.update(got.skipped)
+            if got.changes:
+                out.calls += 1
+            elif not got.skipped:
+                out.skipped["no_membership"] += 1
+        if out.refused and len(out.refused) == len(calls):
+            more = len(out.refused) - MAX_PROBLEMS
+            shown = out.refused[:MAX_PROBLEMS] + ([f"... and {more} more"] if more > 0 else [])
+            raise CallError("; ".join(shown) + ("; no call in this request could be used" if where else ""))
         return out
 
     def _check_count(self, calls: list[Any]) -> None:
@@ -142,13 +202,16 @@ class Parser:
     def _segment_call(self, call: Any, kind: str | None, shared: Mapping[str, Any]) -> Parsed:
         if not isinstance(call, dict):
             raise CallError("a call must be a JSON object")
-        kind = kind or call.get("type")
+        given = call.get("type")
+        kind = kind or given
         if kind is None:
             raise CallError("type: identify or track is required for each call of a batch")
-        if call.get("type") not in (None, kind) or kind not in ("identify", "track"):
-            raise CallError(
-                f"type: {_short(call.get('type'))} calls carry no audience membership; send identify or track"
-            )
+        if given is not None and given != kind:
+            raise CallError("type: does not match the endpoint the call was sent to")
+        if kind in SEGMENT_OTHER_TYPES:
+            raise Skip("not_a_membership_call")
+        if kind not in ("identify", "track"):
+            raise CallError("type: must be one of identify, track, page, screen, group or alias")
         context = {**shared, **self._object(call.get("context"), "context")}
         bag_name = "traits" if kind == "identify" else "properties"
         bag = self._object(call.get(bag_name), bag_name)
@@ -171,35 +234,42 @@ class Parser:
     def _segment_memberships(
         self, call: dict[str, Any], kind: str, bag: Mapping[str, Any], bag_name: str, context: Mapping[str, Any]
     ) -> dict[str, bool]:
+        """The flags, from `traits` then `context.traits` (identify; RudderStack's SDK sends only the
+        latter) or `properties` (track); a call with none is skipped, not refused."""
+        bags: list[tuple[Mapping[str, Any], str]] = [(bag, bag_name)]
+        if kind == "identify":
+            bags.append((self._object(context.get("traits"), "context.traits"), "context.traits"))
         personas = context.get("personas")
         if isinstance(personas, dict) and personas.get("computation_class") is not None:
-            klass = personas.get("computation_class")
-            if klass != "audience":
-                raise CallError(
-                    f"context.personas.computation_class is {_short(klass)}: only audiences carry a membership"
-                )
+            if personas.get("computation_class") != "audience":
+                raise Skip("not_an_audience")
             key = personas.get("computation_key")
             if not isinstance(key, str) or not key:
                 raise CallError("context.personas.computation_key: the audience key is missing")
-            self._known(key)
-            if key in bag:
-                return {key: self._flag(bag[key], f"{bag_name}.{key}")}
+            if key not in self.audiences:
+                raise Skip("unconfigured_audience")
+            for source, name in bags:
+                if key in source:
+                    return {key: self._flag(source[key], f"{name}.{key}")}
             entered = _entered(call.get("event")) if kind == "track" else None
             if entered is None:
-                raise CallError(f"{bag_name}.{key}: the audience's true/false {bag_name[:-1]} is missing")
+                what = "trait" if kind == "identify" else "property"
+                raise CallError(f"{bag_name}.{key}: the audience's true/false {what} is missing")
             return {key: entered}
-        found = {k: self._flag(bag[k], f"{bag_name}.{k}") for k in bag if k in self.audiences}
+        found: dict[str, bool] = {}
+        for source, name in bags:
+            for k in source:
+                if k in self.audiences and k not in found:
+                    found[k] = self._flag(source[k], f"{name}.{k}")
         if kind == "track" and not found:
             key = bag.get("audience_key")
             entered = _entered(call.get("event"))
             if isinstance(key, str) and entered is not None:
-                self._known(key)
+                if key not in self.audiences:
+                    raise Skip("unconfigured_audience")
                 found = {key: entered}
         if not found:
-            raise CallError(
-                f"no {bag_name[:-1]} names a configured stream audience with true/false "
-                f"(configured: {self._configured()})"
-            )
+            raise Skip("no_membership")
         return found
 
     # -- mParticle ---------------------------------------------------------------------------------
@@ -209,24 +279,37 @@ class Parser:
             raise CallError("a batch must be a JSON object")
         identities = self._object(batch.get("user_identities"), "user_identities")
         attributes = self._object(batch.get("user_attributes"), "user_attributes")
+        deleted = batch.get("deleted_user_attributes") or []
+        if not isinstance(deleted, list):
+            raise CallError("deleted_user_attributes: must be a list of attribute names")
         events = batch.get("events") or []
         if not isinstance(events, list):
             raise CallError("events: must be a list")
+        environment = batch.get("environment", "production")
+        if not isinstance(environment, str) or environment.lower() not in self.settings.mparticle_environments:
+            raise Skip("environment")
         commerce = sum(1 for e in events if isinstance(e, dict) and e.get("event_type") == "commerce_event")
         memberships = {k: self._flag(attributes[k], f"user_attributes.{k}") for k in attributes if k in self.audiences}
+        for k in deleted:
+            if isinstance(k, str) and k in self.audiences and k not in memberships:
+                memberships[k] = False
         if not memberships:
-            if commerce:
-                return Parsed(commerce_events=commerce)
-            raise CallError(
-                "no user attribute names a configured stream audience with true/false, and no commerce events "
-                f"(configured: {self._configured()})"
-            )
+            parsed = Parsed(commerce_events=commerce)
+            parsed.skipped["commerce_only" if commerce else "no_membership"] += 1
+            return parsed
         mpid = batch.get("mpid")
+        customer: Any = None
+        traits: dict[str, Any] = {}
+        for name, value in identities.items():
+            folded = mparticle_identity(name) if isinstance(name, str) else ""
+            if folded in MPARTICLE_CUSTOMER_IDS:
+                customer = self._id(value, f"user_identities.{name}") or customer
+            elif folded in MPARTICLE_IDENTITIES:
+                traits.setdefault(MPARTICLE_IDENTITIES[folded], value)
         person = Person(
-            user_id=self._id(identities.get("customer_id"), "user_identities.customer_id"),
+            user_id=customer,
             anonymous_id=f"mpid:{self._id(mpid, 'mpid')}" if mpid is not None else None,
         )
-        traits = {MPARTICLE_IDENTITIES[k]: v for k, v in identities.items() if k in MPARTICLE_IDENTITIES}
         self._add_traits(person, traits, "user_identities")
         self._add_traits(person, {RESERVED_ATTRIBUTES.get(k, k): v for k, v in attributes.items()}, "user_attributes")
         device = self._object(batch.get("device_info"), "device_info")
@@ -244,15 +327,20 @@ class Parser:
         if not isinstance(audiences, list):
             raise CallError("audiences: must be a list")
         memberships: dict[str, bool] = {}
+        unconfigured = False
         for j, aud in enumerate(audiences):
             if not isinstance(aud, dict):
                 raise CallError(f"audiences[{j}]: must be an object")
             action = aud.get("action")
             if action not in ("add", "delete"):
                 continue
-            memberships[self._mparticle_audience(aud, j)] = action == "add"
+            key = self._mparticle_audience(aud)
+            if key is None:
+                unconfigured = True
+                continue
+            memberships[key] = action == "add"
         if not memberships:
-            return Parsed()
+            raise Skip("unconfigured_audience" if unconfigured else "no_membership")
         person = Person()
         invalid: Counter[tuple[str, str]] = Counter()
         for field_name in ("user_identities", "device_identities"):
@@ -278,28 +366,26 @@ class Parser:
         if encoding != "raw" and not hashed:
             invalid[(str(kind), f"{encoding}_encoded")] += 1
             return
-        if kind in ("customer", "customer_id"):
+        folded = mparticle_identity(kind) if isinstance(kind, str) else ""
+        if folded in MPARTICLE_CUSTOMER_IDS:
             uid = self._id(value, f"{at}.value")
             if hashed:
                 person.anonymous_id = person.anonymous_id or f"customer-sha256:{uid}"
             else:
                 person.user_id = uid
-        elif kind in MPARTICLE_IDENTITIES:
-            self._add_traits(person, {MPARTICLE_IDENTITIES[kind]: value}, f"{at}.value")
+        elif folded in MPARTICLE_IDENTITIES:
+            self._add_traits(person, {MPARTICLE_IDENTITIES[folded]: value}, f"{at}.value")
         elif kind in MPARTICLE_DEVICE_IDS and not hashed:
             self._add_traits(person, {"madid": value}, f"{at}.value")
 
-    def _mparticle_audience(self, aud: Mapping[str, Any], j: int) -> str:
+    def _mparticle_audience(self, aud: Mapping[str, Any]) -> str | None:
         name, ident = aud.get("audience_name"), aud.get("audience_id")
         for key, a in self.audiences.items():
             if (isinstance(name, str) and (key == snake_case(name) or a.name == name)) or (
                 ident is not None and key == str(ident)
             ):
                 return key
-        raise CallError(
-            f"audiences[{j}]: audience {_short(name)} (id {_short(ident)}) is not a configured stream audience "
-            f"(configured: {self._configured()})"
-        )
+        return None
 
     # -- ours --------------------------------------------------------------------------------------
 
@@ -309,7 +395,8 @@ class Parser:
         key = call.get("audience")
         if not isinstance(key, str) or not key:
             raise CallError("audience: the audience key is required")
-        self._known(key)
+        if key not in self.audiences:
+            raise Skip("unconfigured_audience")
         if "in" not in call:
             raise CallError("in: true (entered) or false (left) is required")
         member = self._flag(call["in"], "in")
@@ -325,15 +412,6 @@ class Parser:
     def _changes(self, person: Person, memberships: Mapping[str, bool]) -> Parsed:
         changes, invalid = changes_for(person, memberships, self._countries)
         return Parsed(changes=changes, invalid=invalid)
-
-    def _known(self, key: str) -> None:
-        if key not in self.audiences:
-            raise CallError(
-                f"audience key {_short(key)} is not a configured stream audience (configured: {self._configured()})"
-            )
-
-    def _configured(self) -> str:
-        return ", ".join(sorted(self.audiences)) or "none"
 
     def _add_traits(self, person: Person, traits: Mapping[str, Any], where: str) -> None:
         """Only traits that name a key are kept (and checked); anything else is ignored, unread."""
@@ -380,9 +458,3 @@ def _entered(event: Any) -> bool | None:
         return None
     name = event.strip().lower()
     return True if name == "audience entered" else False if name == "audience exited" else None
-
-
-def _short(value: Any) -> str:
-    """An identifier echoed in an error (an audience key or a type), cut short; never a trait."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "...'"
