@@ -189,9 +189,7 @@ def test_interrupted_full_refresh_resumes_its_session_and_leaves_siblings_alone(
     assert all(r["status"] == 200 for r in later if r["path"].endswith("/usersreplace"))
     expected = want_emails([*rows[7:], person(500)])
     assert emails_on_facebook(ws, ids["email"]) == expected
-    assert {m["PHONE"] for m in ws.members(ids["phone"])} == {
-        sha(f"1415555{i:04d}") for i in [*range(7, 60), 500]
-    }
+    assert {m["PHONE"] for m in ws.members(ids["phone"])} == {sha(f"1415555{i:04d}") for i in [*range(7, 60), 500]}
 
 
 def test_full_refresh_reports_what_facebook_received(ws, monkeypatch):
