@@ -118,6 +118,14 @@ def sync(
         bool,
         typer.Option("--force", help="This run only: go past the guard (empty source, too many removals)."),
     ] = False,
+    recreate: Annotated[
+        bool,
+        typer.Option(
+            "--recreate",
+            help="A Facebook audience deleted or expired on Facebook is forgotten and created anew "
+            "(ad sets must then be pointed at the new one).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     wait: WaitOpt = DEFAULT_WAIT,
@@ -142,6 +150,7 @@ def sync(
                 progress=progress,
                 wait_s=wait,
                 on_wait=_say_waiting,
+                recreate=recreate,
             )
     except StateBusy as e:
         err.print(f"[red]{e}[/red]", highlight=False)
@@ -168,19 +177,24 @@ def status(
     """The Facebook audiences in the state, their members, and each audience's last run."""
     import json
 
+    from audiencesync.state import health
+
     cfg = _config(config)
     with _state(cfg, "status", wait) as store:
-        audiences = [
-            {
-                "audience_key": fb.audience_key,
-                "name": fb.name,
-                "fb_id": fb.fb_id,
-                "kind": fb.kind,
-                "members": store.member_count(fb.fb_id),
-                "to_settle": _to_settle(store, fb),
-            }
-            for fb in store.facebook_audiences()
-        ]
+        audiences = []
+        for fb in store.facebook_audiences():
+            read = health.last(store.con, fb.fb_id)
+            audiences.append(
+                {
+                    "audience_key": fb.audience_key,
+                    "name": fb.name,
+                    "fb_id": fb.fb_id,
+                    "kind": fb.kind,
+                    "members": store.member_count(fb.fb_id),
+                    "to_settle": _to_settle(store, fb),
+                    "health": health.as_dict(*read) if read else None,
+                }
+            )
         runs = store.last_runs()
     configured = {a.key for a in cfg.audiences}
     orphans = sorted({a["audience_key"] for a in audiences} - configured)
@@ -188,10 +202,29 @@ def status(
         doc = {"facebook_audiences": audiences, "last_runs": runs, "not_in_config": orphans}
         print(json.dumps(doc, default=str, indent=2))
         return
+    from audiencesync.report import rate_range, size_range
+
     table = Table("audience", "Facebook audience", "id", "kind", "members", "to settle")
     for a in audiences:
         table.add_row(a["audience_key"], a["name"], a["fb_id"], a["kind"], f"{a['members']:,}", a["to_settle"])
     console.print(table)
+    read = [a for a in audiences if a["health"]]
+    if read:
+        health_table = Table(
+            "Facebook audience", "last read", "matched", "match rate", "operation", "delivery", "warning"
+        )
+        for a in read:
+            h = a["health"]
+            health_table.add_row(
+                a["name"],
+                str(h["read_at"])[:19],
+                size_range(h["matched_lower"], h["matched_upper"]),
+                rate_range(h["match_rate_low"], h["match_rate_high"]),
+                str(h["operation_status"] if h["operation_status"] is not None else "-"),
+                str(h["delivery_status"] if h["delivery_status"] is not None else "-"),
+                h["warning"] or "",
+            )
+        console.print(health_table)
     last = Table("audience", "last run", "status", "note")
     for r in runs:
         rep = r["report"] or {}
@@ -205,6 +238,49 @@ def status(
             f"[yellow]{key}: no longer in the config; `audiencesync audiences delete {key}` "
             "deletes its Facebook audiences[/yellow]"
         )
+
+
+@app.command()
+def history(
+    audience: Annotated[str, typer.Argument(help="The audience's key or name.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Reads per Facebook audience.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    wait: WaitOpt = DEFAULT_WAIT,
+) -> None:
+    """What Facebook said after each run's writes: matched size and match rate, statuses, flags."""
+    import json
+
+    from audiencesync.config import snake_case
+    from audiencesync.report import rate_range, size_range
+    from audiencesync.state import health
+
+    cfg = _config(config)
+    key = next((a.key for a in cfg.audiences if audience in (a.key, a.name)), snake_case(audience))
+    with _state(cfg, "history", wait) as store:
+        fbs = store.facebook_audiences(key)
+        rows = [(fb, read_at, h) for fb in fbs for read_at, h in health.history(store.con, fb.fb_id, limit)]
+    if not fbs:
+        err.print(f"[red]no Facebook audience of {audience!r} in the state[/red]")
+        raise typer.Exit(1)
+    if as_json:
+        doc = [{"kind": fb.kind, "fb_id": fb.fb_id, **health.as_dict(t, h)} for fb, t, h in rows]
+        print(json.dumps(doc, default=str, indent=2))
+        return
+    table = Table("read at", "kind", "id", "held", "matched", "match rate", "operation", "delivery", "warning")
+    for fb, read_at, h in rows:
+        table.add_row(
+            str(read_at)[:19],
+            fb.kind,
+            fb.fb_id,
+            f"{h.members_held:,}",
+            size_range(h.lower, h.upper),
+            rate_range(*h.match_rate),
+            str(h.operation_code if h.operation_code is not None else "-"),
+            str(h.delivery_code if h.delivery_code is not None else "-"),
+            (h.warning or "") + (f" ({', '.join(h.flagged_fields)})" if h.flagged_fields else ""),
+        )
+    console.print(table)
 
 
 def _to_settle(store: StateStore, fb: FacebookAudience) -> str:

@@ -18,6 +18,7 @@ import duckdb
 
 from audiencesync.config import AudienceSettings, Config, SourceSettings
 from audiencesync.extract.source import QuerySource, SourceError
+from audiencesync.load import health as health_mod
 from audiencesync.load.audiences import adopt_audiences, ensure_audience
 from audiencesync.load.graph import GraphClient, GraphError
 from audiencesync.load.uploader import Sent, Uploader
@@ -25,8 +26,9 @@ from audiencesync.plan import planner as planner_mod
 from audiencesync.plan.guard import refusal
 from audiencesync.plan.planner import Plan, PlanError, Planner, config_fingerprint
 from audiencesync.report import AudienceReport, FacebookReport, RunReport
+from audiencesync.state import health as health_state
 from audiencesync.state.lease import DEFAULT_WAIT_S, lease
-from audiencesync.state.store import StateStore
+from audiencesync.state.store import FacebookAudience, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ def sync(
     door: str = "sync",
     wait_s: float = DEFAULT_WAIT_S,
     on_wait: Callable[[str], None] | None = None,
+    recreate: bool = False,
 ) -> RunReport:
     """Sync the configured audiences (or the named ones) and return what happened.
 
@@ -57,6 +60,8 @@ def sync(
     Without a `store`, the state file is leased per audience (`state/lease.py`), so other doors
     (the stream flusher above all) get their turn between two audiences; `wait_s` bounds the wait.
     Ctrl-C raises `Interrupted` with the report so far, after recording the run as interrupted.
+    `recreate`: a Facebook audience deleted (or expired) on Facebook is forgotten and created anew;
+    without it such an audience stops with a sentence and nothing is created behind the user's back.
     """
     selected = [a for a in config.audiences if not audiences or a.name in audiences or a.key in audiences]
     if audiences and not selected:
@@ -87,6 +92,7 @@ def sync(
                         progress=progress,
                         after_batch=after_batch,
                         run_id=report.run_id,
+                        recreate=recreate,
                     )
                 except Interrupted as e:
                     report.audiences.append(e.audience)
@@ -144,6 +150,7 @@ def sync_audience(
     progress: ProgressFactory | None = None,
     after_batch: Callable[[], None] | None = None,
     run_id: str = "",
+    recreate: bool = False,
 ) -> AudienceReport:
     started = datetime.now(UTC).replace(tzinfo=None)
     t0 = time.perf_counter()
@@ -155,7 +162,7 @@ def sync_audience(
         if after_batch:
             after_batch()
 
-    run = _Run(config, a, src, store, client, rep, progress, counted, force=force)
+    run = _Run(config, a, src, store, client, rep, progress, counted, force=force, recreate=recreate)
     try:
         run.go(dry_run=dry_run, full_refresh=full_refresh)
     except (PlanError, SourceError) as e:
@@ -200,9 +207,16 @@ class _Run:
         after_batch: Callable[[], None],
         *,
         force: bool,
+        recreate: bool = False,
     ):
         self.config, self.a, self.src, self.store, self.client = config, a, src, store, client
         self.rep, self.progress, self.after_batch, self.force = rep, progress, after_batch, force
+        self.recreate = recreate
+        self.checked: set[str] = set()
+        """Facebook ids read before their first write this run (`_preflight`)."""
+        self.terms_checked = False
+        self.notes: dict[str, str] = {}
+        """Per kind: what the read before the first write found that does not stop the audience."""
 
     def uploader(self, on_rows: Callable[[int], None] | None = None) -> Uploader:
         return Uploader(
@@ -218,9 +232,14 @@ class _Run:
         a, rep = self.a, self.rep
         source = QuerySource(self.store.con, a.source, self.src, a.query or "", bad_rows=self.src.bad_rows)
         planner = Planner(self.store, source, a)
+        targets = planner.targets()
+        self.value_based = any(t.value_based for t in targets)
         if not dry_run:
             try:
-                adopt_audiences(self.client, self.store, a, planner.targets())
+                adopt_audiences(self.client, self.store, a, targets)
+                pending = [fb for fb in self.store.facebook_audiences(a.key) if self._has_pending(fb.fb_id)]
+                if pending and self._preflight(pending):
+                    return
                 self._recover()
             except GraphError as e:
                 rep.status, rep.error = "failed", e.explain()
@@ -239,6 +258,17 @@ class _Run:
                 if tp.existing:
                     fr.members = self.store.member_count(tp.existing.fb_id) + tp.adds - tp.removes
             return
+        if not plan.nothing_to_send:
+            writing = [tp.existing for tp in plan.targets if tp.existing and (tp.adds or tp.removes or tp.replace)]
+            forgotten = len(self.store.facebook_audiences(a.key))
+            if self._preflight(writing, terms=True):
+                return
+            if len(self.store.facebook_audiences(a.key)) != forgotten:
+                # `--recreate` forgot an audience Facebook deleted: plan it again as one to create.
+                rep.facebook.clear()
+                plan = Planner(self.store, source, a).plan(full_refresh=full_refresh)
+                _fill(rep, plan)
+        self._annotate()
         rep.status, leftover = self._load(plan)
         if rep.status == "ok" and leftover:
             # A resumed replace left rows an earlier part of its session sent: one more pass removes them.
@@ -246,7 +276,100 @@ class _Run:
             plan = Planner(self.store, source, a).plan()
             _fill(rep, plan)
             rep.full_refresh = full_refresh
+            self._annotate()
             rep.status, _ = self._load(plan)
+        self._read_back(plan)
+
+    # -- audience health (spec §2.2): before the first write, and after the writes ---------------
+
+    def _has_pending(self, fb_id: str) -> bool:
+        return any(self.store.ledger.pending_count(fb_id, op) for op in ("add", "remove", "replace"))
+
+    def _preflight(self, fbs: list[FacebookAudience], *, terms: bool = False) -> bool:
+        """Read what can make a write pointless before the first one: the ad account's terms, and
+        each existing audience's operation_status (flagged, deleted, no longer shared). True: stop
+        this audience (its report says why). A read that fails is logged and the run goes on."""
+        a, rep = self.a, self.rep
+        if not self.terms_checked and (terms or fbs):
+            self.terms_checked = True
+            try:
+                missing = health_mod.missing_terms(self.client, value_based=self.value_based)
+            except GraphError as e:
+                log.warning("could not read the ad account's terms (%s); going on", e.explain())
+                missing = None
+            if missing:
+                rep.status, rep.error = "failed", missing
+                log.error("audience %s stopped: %s", a.key, missing)
+                return True
+        for fb in fbs:
+            if fb.fb_id in self.checked:
+                continue
+            self.checked.add(fb.fb_id)
+            try:
+                found = health_mod.preflight(self.client, fb.name, fb.fb_id)
+            except GraphError as e:
+                log.warning("could not read the status of %s (%s): %s; going on", fb.name, fb.fb_id, e.explain())
+                continue
+            if found.problem == "deleted" and self.recreate:
+                self._record_health(health_mod.Health(fb.fb_id, problem="deleted"))
+                self.store.forget_facebook_audience(a.key, fb.kind)
+                self.notes[fb.kind] = (
+                    f"the earlier audience {fb.fb_id} was deleted on Facebook; --recreate: a new one was created "
+                    "(point your ad sets at it)"
+                )
+                log.warning("audience %s: %s was deleted on Facebook; creating a new one", a.key, fb.fb_id)
+                continue
+            if found.problem:
+                self._record_health(
+                    health_mod.Health(
+                        fb.fb_id,
+                        problem=found.problem,
+                        flagged_fields=found.flagged_fields,
+                        operation_code=health_mod.FLAGGED if found.problem == "flagged" else None,
+                        members_held=self.store.member_count(fb.fb_id),
+                    )
+                )
+                rep.status, rep.error = "failed", found.message
+                for fr in rep.facebook:
+                    if fr.fb_id == fb.fb_id:
+                        fr.status, fr.message, fr.health_warning = "failed", found.message, found.problem
+                log.error("audience %s stopped: %s", a.key, found.message)
+                return True
+            if found.note:
+                self.notes[fb.kind] = found.note
+        return False
+
+    def _annotate(self) -> None:
+        for fr in self.rep.facebook:
+            note = self.notes.get(fr.kind)
+            if note:
+                fr.message = f"{fr.message}; {note}" if fr.message else note
+
+    def _read_back(self, plan: Plan) -> None:
+        """After the writes: Facebook's rounded matched size, statuses and flags, kept as history
+        and put on the report. A failed read is a warning, never a failed run."""
+        for tp, fr in zip(plan.targets, self.rep.facebook, strict=True):
+            if not fr.fb_id or not (tp.adds or tp.removes or tp.replace) or fr.status == "waiting":
+                continue
+            try:
+                h = health_mod.read_health(self.client, fr.fb_id, self.store.member_count(fr.fb_id))
+            except GraphError as e:
+                log.warning("could not read back %s (%s): %s", fr.name, fr.fb_id, e.explain())
+                continue
+            except (AttributeError, TypeError, ValueError) as e:
+                log.warning("could not read back %s (%s): unexpected answer (%s)", fr.name, fr.fb_id, e)
+                continue
+            self._record_health(h)
+            fr.matched_lower, fr.matched_upper = h.lower, h.upper
+            fr.match_rate_low, fr.match_rate_high = h.match_rate
+            fr.operation_status, fr.delivery_status = h.operation_code, h.delivery_code
+            fr.health_warning = h.warning
+
+    def _record_health(self, h: health_mod.Health) -> None:
+        try:
+            health_state.record(self.store.con, h)
+        except duckdb.Error as e:
+            log.warning("could not record the health of %s: %s", h.fb_id, e)
 
     def _recover(self) -> None:
         """Batches an earlier run sent without recording the answer are re-sent before planning."""

@@ -91,7 +91,18 @@ _HINTS: dict[tuple[int | None, int | None], str] = {
     (200, 1870090): "the Custom Audience terms are not accepted on this ad account: accept them in Ads Manager",
     (2654, None): "Facebook could not create the audience (an ad account holds at most 500 custom audiences; "
     "delete unused ones) ",
-    (100, 1713230): "the audience is flagged for integrity restrictions: resolve them in Ads Manager first",
+    (100, 1713230): "the audience is flagged for integrity restrictions (operation_status 471), so Facebook "
+    "refuses every upload to it; nothing more was sent. In Ads Manager, review the audience and change or remove the "
+    "flagged wording (a customer-file audience cannot be edited: delete it there and let the next run create a new "
+    "one), or ask for a review; the sync does not retry it until the flag is gone",
+    (100, 1487366): "the audience no longer exists on Facebook (deleted in Ads Manager, or expired unused): run "
+    "`audiencesync sync --recreate` to forget it and create a new one",
+    (1487366, None): "the audience no longer exists on Facebook (deleted in Ads Manager, or expired unused): run "
+    "`audiencesync sync --recreate` to forget it and create a new one",
+    (100, 1487301): "the audience is shared with this ad account without edit rights (Custom Audience Unavailable): "
+    "ask its owner to share it again, or delete it from the state and let the next run create one of your own",
+    (1487301, None): "the audience is shared with this ad account without edit rights (Custom Audience Unavailable): "
+    "ask its owner to share it again, or delete it from the state and let the next run create one of your own",
     (2650, None): "Facebook refused the audience update (an audience that received single-key uploads "
     "cannot take multi-key ones, and the reverse)",
     (2650, 1870145): "a replace session is still open on this audience (operation_status 414), one this state "

@@ -25,6 +25,15 @@ class FacebookReport:
     members: int = 0
     rows_without_key: int = 0
     message: str | None = None
+    matched_lower: int | None = None
+    """Facebook's rounded matched size after this run's writes (`approximate_count_*_bound`)."""
+    matched_upper: int | None = None
+    match_rate_low: float | None = None
+    """Matched / the members we hold, as a range from the rounded bounds."""
+    match_rate_high: float | None = None
+    operation_status: int | None = None
+    delivery_status: int | None = None
+    health_warning: str | None = None
 
 
 @dataclass
@@ -122,8 +131,32 @@ def render(report: RunReport, console: Console | None = None) -> None:
             )
         console.print(fb)
         for f in a.facebook:
+            if f.matched_lower is not None:
+                console.print(f"  {f.name}: {health_line(f)}", highlight=False)
+        for f in a.facebook:
             if f.message:
                 console.print(f"  {f.name}: {f.message}")
+
+
+def size_range(lower: int | None, upper: int | None) -> str:
+    if lower is None or upper is None:
+        return "-"
+    return f"{lower:,}" if lower == upper else f"{lower:,}–{upper:,}"
+
+
+def rate_range(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return "-"
+    return f"{low:.0%}" if round(low, 2) == round(high, 2) else f"{low:.0%}–{high:.0%}"
+
+
+def health_line(f: FacebookReport) -> str:
+    line = (
+        f"matched {size_range(f.matched_lower, f.matched_upper)} of {f.members:,} "
+        f"(match rate {rate_range(f.match_rate_low, f.match_rate_high)}), "
+        f"operation_status {f.operation_status}, delivery_status {f.delivery_status}"
+    )
+    return line + (f"  [{f.health_warning}]" if f.health_warning else "")
 
 
 def emit(report: Any, *, as_json: bool, render: Callable[[Any, Console], None], console: Console) -> int:

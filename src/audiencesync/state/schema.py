@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS st.conversion_runs (
     status VARCHAR NOT NULL,
     report JSON
 );
+CREATE TABLE IF NOT EXISTS st.audience_health (
+    fb_id VARCHAR NOT NULL, read_at TIMESTAMP NOT NULL, lower BIGINT, upper BIGINT,
+    operation_code INTEGER, delivery_code INTEGER, data_source VARCHAR, time_updated BIGINT,
+    members_held BIGINT NOT NULL, flagged_count INTEGER NOT NULL DEFAULT 0, flagged_fields VARCHAR,
+    problem VARCHAR
+);
 CREATE TABLE IF NOT EXISTS st.runs (
     run_id VARCHAR NOT NULL, audience_key VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL,
     finished_at TIMESTAMP, status VARCHAR NOT NULL, report JSON
@@ -63,7 +69,9 @@ CREATE TABLE IF NOT EXISTS st.runs (
 """
 """`fb_pending` holds the rows of batches sent (or about to be) whose outcome is not recorded yet
 (op `add`, `remove`, `replace`); `replace_sessions` the open `usersreplace` session of an audience,
-so an interrupted replace resumes instead of being refused by Facebook for 90 minutes."""
+so an interrupted replace resumes instead of being refused by Facebook for 90 minutes.
+`audience_health` is what Facebook said about an audience after a run's writes (or before them:
+`problem` flagged/deleted/unshared): rounded matched bounds, codes, and the members we held then."""
 
 
 class SchemaError(RuntimeError):

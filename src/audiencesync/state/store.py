@@ -122,7 +122,7 @@ class StateStore:
     def forget_audience(self, audience_key: str) -> None:
         """After its Facebook audiences are deleted: nothing of it stays behind."""
         with self.ledger.transaction():
-            for table in ("fb_rows", "fb_pending", "replace_sessions"):
+            for table in ("fb_rows", "fb_pending", "replace_sessions", "audience_health"):
                 self.con.execute(
                     f"DELETE FROM st.{table} WHERE fb_id IN (SELECT fb_id FROM st.fb_audiences WHERE audience_key = ?)",
                     [audience_key],
