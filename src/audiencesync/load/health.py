@@ -55,6 +55,10 @@ def _description(v: Any) -> str | None:
     return str(v.get("description")) if isinstance(v, dict) and v.get("description") else None
 
 
+COUNT_FLOOR = 1000
+"""Facebook reports any matched size up to this as this number: it says "at most", not "exactly"."""
+
+
 @dataclass
 class Health:
     """One read of an audience, with the members we hold in it."""
@@ -77,8 +81,9 @@ class Health:
         """Matched people / members we hold, as a range from the rounded bounds (capped at 1)."""
         if not self.members_held or self.lower is None or self.upper is None or self.lower < 0:
             return None, None
+        lower = 0 if self.lower == self.upper == COUNT_FLOOR else self.lower  # then it means "at most"
         return (
-            round(min(self.lower / self.members_held, 1.0), 4),
+            round(min(lower / self.members_held, 1.0), 4),
             round(min(self.upper / self.members_held, 1.0), 4),
         )
 

@@ -141,6 +141,8 @@ def render(report: RunReport, console: Console | None = None) -> None:
 def size_range(lower: int | None, upper: int | None) -> str:
     if lower is None or upper is None:
         return "-"
+    if lower == upper == 1000:
+        return "at most 1,000"  # Facebook's floor: it does not say how many below it
     return f"{lower:,}" if lower == upper else f"{lower:,}–{upper:,}"
 
 
