@@ -271,7 +271,12 @@ class _Run:
         self._annotate()
         rep.status, leftover = self._load(plan)
         if rep.status == "ok" and leftover:
-            # A resumed replace left rows an earlier part of its session sent: one more pass removes them.
+            # A resumed or ended replace left rows of unknown outcome: settle them, then plan again.
+            try:
+                self._recover()
+            except GraphError as e:
+                rep.status, rep.error = "failed", e.explain()
+                return
             self.rep.facebook.clear()
             plan = Planner(self.store, source, a).plan()
             _fill(rep, plan)

@@ -873,6 +873,18 @@ KNOWN: dict[str, str] = {
         state.bad_export_is_refused(fixed=False, seed=2, share=0.6)
         state.teardown()
     """,
+    "a full refresh refused on one audience, then a bad export in a run that crashes": """
+        state = BatchMachine()
+        state.start(n=20, mode='mirror')
+        state.full_refresh()
+        state.leave(seed=16750, share=0.1)
+        state.join(n=6)
+        state.full_refresh()
+        state.join(n=6)
+        state.run_in_trouble(full=True, trouble=Fault('email', 'POST', 'permission error 200'))
+        state.one_bad_export_in_trouble(seed=24372, share=0.4, trouble=CrashAfter(6))
+        state.teardown()
+    """,
     "a replace interrupted, then the state file lost: a clear refusal until Facebook closes the session": """
         state = BatchMachine()
         state.start(n=20, mode='mirror')

@@ -230,14 +230,17 @@ class Ledger:
         self.con.execute("UPDATE st.replace_sessions SET last_seq = ? WHERE fb_id = ?", [seq, fb_id])
 
     def adopt_ended_replace(self, audience_key: str, kind: str, fb_id: str) -> int:
-        """A session we thought open had ended: Facebook holds every row it was sent (batches go one
-        after another, so the last one arriving means all did). Those rows become the facts and
-        their members are re-planned. Returns how many rows that is."""
+        """A session we thought open had ended: Facebook holds what of it arrived, some part of the
+        rows recorded as sent (a batch may have been refused). So nothing is known to be held, and
+        every row sent becomes an add of unknown outcome: the next recovery sends them again (set
+        operations) and records them, then the plan removes those no longer wanted. Returns how many."""
         sent = "SELECT DISTINCT pk, row_fp, schema, payload FROM st.fb_pending WHERE fb_id = $fb AND op = 'replace'"
         c = self.con
         with self.transaction():
             c.execute("DELETE FROM st.fb_rows WHERE fb_id = $fb", {"fb": fb_id})
-            c.execute(f"INSERT INTO st.fb_rows SELECT $fb, pk, row_fp, schema, payload FROM ({sent})", {"fb": fb_id})
+            c.execute(
+                f"INSERT INTO st.fb_pending SELECT $fb, 'add', pk, row_fp, schema, payload FROM ({sent})", {"fb": fb_id}
+            )
             n = c.execute(f"SELECT count(DISTINCT row_fp) FROM ({sent})", {"fb": fb_id}).fetchall()[0][0]
             self._mark_stale(audience_key, f"SELECT pk FROM ({sent})", {"fb": fb_id})
             self._close_replace(audience_key, kind, fb_id)
@@ -253,9 +256,10 @@ class Ledger:
         )
 
     def finish_replace(self, audience_key: str, kind: str, fb_id: str, desired: str) -> int:
-        """Facebook took the last batch: it holds what the session sent, this run's rows and any an
-        earlier part of a resumed session sent. The latter are kept (and re-planned) so the next
-        pass removes them. Returns how many such rows there are."""
+        """Facebook took the last batch: it holds this run's rows, and maybe rows an earlier part of
+        a resumed session sent (a batch of it may have been refused). Those not wanted now become
+        removals of unknown outcome, re-sent by the next recovery; they are never recorded as held,
+        so a member who wants them back later is added again. Returns how many there are."""
         c = self.con
         with self.transaction():
             c.execute("DELETE FROM st.fb_rows WHERE fb_id = ?", [fb_id])
@@ -263,8 +267,12 @@ class Ledger:
             extra = f"""SELECT DISTINCT pk, row_fp, schema, payload FROM st.fb_pending
                         WHERE fb_id = $fb AND op = 'replace' AND pk IS NOT NULL
                           AND row_fp NOT IN (SELECT row_fp FROM {desired})"""
-            n = c.execute(f"SELECT count(DISTINCT row_fp) FROM ({extra})", {"fb": fb_id}).fetchone()[0]
-            c.execute(f"INSERT INTO st.fb_rows SELECT $fb, pk, row_fp, schema, payload FROM ({extra})", {"fb": fb_id})
+            n = c.execute(f"SELECT count(DISTINCT row_fp) FROM ({extra})", {"fb": fb_id}).fetchall()[0][0]
+            c.execute(
+                f"INSERT INTO st.fb_pending SELECT $fb, 'remove', NULL, row_fp, any_value(schema), any_value(payload) "
+                f"FROM ({extra}) GROUP BY row_fp",
+                {"fb": fb_id},
+            )
             self._mark_stale(audience_key, f"SELECT pk FROM ({extra})", {"fb": fb_id})
             self._close_replace(audience_key, kind, fb_id)
         return int(n)
