@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.matchkeys.conftest import assert_agrees
+from tests.matchkeys.international import international_texts
 
 from audiencesync.matchkeys import KEYS, match_table, match_value
 from audiencesync.samples import generate_customers
@@ -69,6 +70,7 @@ texts = st.one_of(
     st.from_regex(r"[0-9]{3,6}([- ][0-9]{3,4})?", fullmatch=True),
     advertising_ids,
     damaged_ids,
+    international_texts,
 )
 column_values = st.one_of(
     st.lists(st.one_of(st.none(), texts), max_size=12),

@@ -4,6 +4,7 @@
 and is what the sync pipeline calls. Both follow `shared/spec/match-keys.md` and agree exactly.
 """
 
+from audiencesync.matchkeys import _allocator  # noqa: F401  (before polars loads: see the module)
 from audiencesync.matchkeys.columns import resolve_columns
 from audiencesync.matchkeys.errors import REASONS
 from audiencesync.matchkeys.keys import KEYS, KeySpec, key_spec

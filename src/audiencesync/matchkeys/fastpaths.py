@@ -1,10 +1,13 @@
-"""Vectorized forms of each key's common shapes, in polars.
+r"""Vectorized forms of each key's common shapes, in polars.
 
 A fast path takes a frame with the raw text `v` (and the member's upper-case country `c` for
 country-dependent keys) and returns it with `norm`, `reason`, `pre` (pre-hashed) and `done`. It only
-claims rows whose answer it can give exactly as the scalar normalizer would: ASCII text (where
-Python's and Rust's notions of whitespace, case and NFC coincide) in the shapes it knows. Every other
-row is left `done = false` and goes through the scalar normalizer, once per distinct value.
+claims rows whose answer it can give exactly as the scalar normalizer would, in the shapes it knows:
+text in any script, as long as every character is one on which polars, Arrow and Python agree
+(`charsets`: all that Python's Unicode version assigns, checked at first use). NFC is Arrow's, run
+only on the values it can change; whitespace is Python's own list; letters and marks are Rust's
+`\p{L}` and `\p{M}`, checked equal to Python's categories. Every other row is left `done = false`
+and goes through the scalar normalizer, once per distinct value.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
+from anyascii import anyascii
 
+from audiencesync.matchkeys.charsets import SPACE, SPACE_CLASS, dash_class, nfc, nfc_expr, unicode_tables
 from audiencesync.matchkeys.context import DateOrder
 from audiencesync.matchkeys.dates import MONTHS
 from audiencesync.matchkeys.errors import (
@@ -25,12 +30,15 @@ from audiencesync.matchkeys.errors import (
     TWO_DIGIT_YEAR,
     ZERO_MADID,
 )
+from audiencesync.matchkeys.geo import us_states
 from audiencesync.matchkeys.text import MADID_PATTERN, ZERO_MADID_PATTERN
 
 # Python's str.strip()/\s on ASCII: these eight, including the four information separators.
 ASCII_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
-WS = r"\t\n\x0b\x0c\r\x1c-\x1f "
+WS = SPACE_CLASS
+"""Python's whitespace (`str.isspace`, `re`'s `\\s`) as a regex class body."""
 _EMAIL = rf"^[^@{WS}]+@[^@.{WS}]+(?:\.[^@.{WS}]+)+$"
+_NOT_LETTER_OR_MARK = r"[^\p{L}\p{M}]+"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,22 +52,67 @@ FastPath = Callable[[pl.LazyFrame, FastContext], pl.LazyFrame]
 V = pl.col("v")
 T = pl.col("t")
 ASCII = pl.col("_ascii")
+SURE = pl.col("_sure")
+PLAIN = pl.col("_plain")
 EMPTY = pl.col("_empty")
 PRE = pl.col("_pre")
-CLAIMED = V.is_null() | ASCII
+CLAIMED = V.is_null() | SURE
 T_NUMBER = pl.col("_tn")
 
 
 def prepare(frame: pl.DataFrame) -> pl.LazyFrame:
-    """Trimmed text and the flags every rule reads, each computed once (polars does not share
-    sub-expressions reliably, and these run over every row)."""
-    trimmed = V.str.strip_chars(ASCII_WHITESPACE)
-    staged = frame.lazy().with_columns(t=trimmed, _ascii=V.str.len_bytes() == V.str.len_chars())
+    """Cleaned text `t` (NFC, then trimmed of Python's whitespace: `clean_text`) and the flags every
+    rule reads, each computed once (polars does not share sub-expressions reliably, and these run
+    over every row). `_sure` is false for text with a character the fast paths leave to Python.
+
+    Only non-ASCII rows are normalized and checked, so an ASCII column never pays for Unicode."""
+    values = frame.get_column("v")
+    ascii_rows = (values.str.len_bytes() == values.str.len_chars()).fill_null(True)
+    if ascii_rows.all():
+        staged = frame.with_columns(_n=values, _ascii=ascii_rows, _sure=pl.lit(True), _plain=pl.lit(True))
+        space = ASCII_WHITESPACE
+    else:
+        tables = unicode_tables()
+        rows = (~ascii_rows).arg_true()
+        text = values.gather(rows)
+        # One pass finds the few values that are not plain; then each class on those only.
+        flagged = text.str.contains(f"[{tables.flagged}]")
+        rows, text = rows.filter(flagged), text.filter(flagged)
+        unsure = text.str.contains(f"[{tables.unsure}]")
+        every = pl.repeat(True, len(values), dtype=pl.Boolean, eager=True)
+        staged = frame.with_columns(
+            _n=values.clone().scatter(rows, nfc(text)) if len(rows) else values,
+            _ascii=ascii_rows,
+            _sure=every.clone().scatter(rows.filter(unsure), False) if unsure.any() else every,
+            _plain=every.clone().scatter(rows, False) if len(rows) else every,
+        )
+        space = SPACE
+    staged = staged.lazy().with_columns(t=pl.col("_n").str.strip_chars(space))
     return staged.with_columns(
         _empty=V.is_null() | (T.str.len_bytes() == 0),
-        _pre=(T.str.len_bytes() == 64) & T.str.contains(r"^[0-9A-Fa-f]{64}$"),
-        _tn=pl.coalesce(T.str.extract(r"^(\+?[0-9]+)\.0+$", 1), T),
+        _pre=T.map_batches(_prehashed, return_dtype=pl.Boolean, is_elementwise=True),
+        _tn=T.map_batches(_float_suffix_dropped, return_dtype=pl.String, is_elementwise=True),
     )
+
+
+def _prehashed(text: pl.Series) -> pl.Series:
+    """64 hex digits; the pattern runs on the values of length 64 only."""
+    rows = (text.str.len_bytes() == 64).fill_null(False)
+    if not rows.any():
+        return rows
+    where = rows.arg_true()
+    return rows.scatter(where, text.gather(where).str.contains(r"^[0-9A-Fa-f]{64}$"))
+
+
+def _float_suffix_dropped(text: pl.Series) -> pl.Series:
+    """`values.drop_float_suffix`: `4155550199.0` is a number that went through a float column; the
+    pattern runs on the values with a `.` only."""
+    rows = text.str.contains(".", literal=True).fill_null(False)
+    if not rows.any():
+        return text
+    where = rows.arg_true()
+    part = text.gather(where)
+    return text.clone().scatter(where, part.str.extract(r"^(\+?[0-9]+)\.0+$", 1).fill_null(part))
 
 
 def _finish(frame: pl.LazyFrame, norm: pl.Expr, reason: pl.Expr, *, hashed: bool = True) -> pl.LazyFrame:
@@ -74,48 +127,104 @@ def _finish(frame: pl.LazyFrame, norm: pl.Expr, reason: pl.Expr, *, hashed: bool
 
 
 def email_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
-    frame = frame.with_columns(_low=T.str.to_lowercase()).with_columns(_ok=pl.col("_low").str.contains(_EMAIL))
+    """`text.email`: lowercase, NFC again (lowercasing can decompose), then the address shape."""
+    frame = frame.with_columns(_low=nfc_expr(T.str.to_lowercase(), PLAIN)).with_columns(
+        _ok=pl.col("_low").str.contains(_EMAIL)
+    )
     valid = pl.col("_ok")
     return _finish(frame, pl.when(valid).then(pl.col("_low")), pl.when(~valid).then(pl.lit(NOT_AN_EMAIL)))
 
 
-def _letters_only(frame: pl.LazyFrame) -> pl.LazyFrame:
-    frame = frame.with_columns(_letters=T.str.to_lowercase().str.replace_all(r"[^a-z]+", ""))
-    letters = pl.col("_letters")
+def _name_letters(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """`text.name`: lowercase and NFC, keep letters and marks of any script, NFC again (dropping a
+    character between a letter and a mark can make them compose). `_has` says a letter is left."""
+    lowered = nfc_expr(T.str.to_lowercase(), PLAIN)
+    frame = frame.with_columns(_letters=nfc_expr(lowered.str.replace_all(_NOT_LETTER_OR_MARK, ""), PLAIN))
+    return frame.with_columns(_has=pl.col("_letters").str.contains(r"\p{L}"))
+
+
+def name_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
+    frame = _name_letters(frame)
+    letters, present = pl.col("_letters"), pl.col("_has")
+    return _finish(frame, pl.when(present).then(letters), pl.when(~present).then(pl.lit(NO_LETTERS)))
+
+
+def first_initial_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
+    """`text.first_initial`: the first letter (not mark) of the normalized name."""
+    frame = _name_letters(frame)
+    present = pl.col("_has")
+    initial = pl.col("_letters").str.extract(r"(\p{L})", 1)
+    return _finish(frame, pl.when(present).then(initial), pl.when(~present).then(pl.lit(NO_LETTERS)))
+
+
+def _transliterated_letters(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """`geo._ascii_letters`: letters and marks, transliterated by anyascii, lowercased, `a-z` only.
+
+    anyascii maps each code point on its own, so the distinct non-ASCII characters of the column are
+    looked up once and replaced in one pass."""
+    frame = frame.with_columns(_kept=T.str.replace_all(_NOT_LETTER_OR_MARK, "")).collect(engine="in-memory").lazy()
+    kept = pl.col("_kept")
+    foreign = frame.select(kept.str.extract_all(r"[^\x00-\x7F]").explode().drop_nulls().unique())
+    foreign = foreign.collect(engine="in-memory")
+    chars = foreign.to_series().to_list()
+    ascii_kept = kept.str.replace_many({ch: anyascii(ch) for ch in chars}) if chars else kept
+    return frame.with_columns(_ascii_letters=ascii_kept.str.to_lowercase().str.replace_all(r"[^a-z]+", ""))
+
+
+def city_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
+    frame = _transliterated_letters(frame)
+    letters = pl.col("_ascii_letters")
     present = letters.str.len_bytes() > 0
     return _finish(frame, pl.when(present).then(letters), pl.when(~present).then(pl.lit(NO_LETTERS)))
 
 
-def name_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
-    return _letters_only(frame)
-
-
-def city_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
-    """For ASCII input transliteration is the identity, so CT is the same rule as a name."""
-    return _letters_only(frame)
+def state_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
+    """`geo.state`: the letters as CT has them; in the US (or with no country) a USPS code or a
+    state's name becomes the code."""
+    codes, names = us_states()
+    frame = _transliterated_letters(frame)
+    letters = pl.col("_ascii_letters")
+    present = letters.str.len_bytes() > 0
+    us = pl.col("c").is_null() | (pl.col("c") == "US")
+    coded = pl.when(letters.is_in(list(codes))).then(letters).otherwise(letters.replace(names))
+    norm = pl.when(present & us).then(coded).when(present).then(letters)
+    return _finish(frame, norm, pl.when(~present).then(pl.lit(NO_LETTERS)))
 
 
 def zip_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
-    frame = frame.with_columns(_compact=T_NUMBER.str.replace_all(f"[{WS}]+", "")).with_columns(
-        _generic=pl.col("_compact").str.to_lowercase().str.replace_all("-", "", literal=True)
-    )
-    compact, generic = pl.col("_compact"), pl.col("_generic")
-    country = pl.col("c")
-    us = country.fill_null("") == "US"
-    us_digits = pl.when(us & compact.str.contains(r"^[0-9-]+$")).then(compact.str.replace_all("-", "", literal=True))
-    frame = frame.with_columns(_us=us_digits)
-    us_digits = pl.col("_us")
-    norm = (
-        pl.when(us_digits.str.len_bytes() >= 5)
-        .then(us_digits.str.slice(0, 5))
-        .when(us_digits.str.len_bytes() >= 3)
-        .then(us_digits.str.zfill(5))
-        .when(country.is_null() & compact.str.contains(r"^[0-9]{5}-[0-9]{4}$"))
-        .then(compact.str.slice(0, 5))
-        .when(generic.str.len_bytes() > 0)
-        .then(generic)
-    )
-    return _finish(frame, norm, pl.when(norm.is_null()).then(pl.lit(NOTHING_LEFT)))
+    """`geo.postal_code`: whitespace out; US digits cut or padded; with no country a ZIP+4 cut;
+    elsewhere lowercase, no dashes. Each rule runs on the rows it is for only."""
+    staged = frame.collect(engine="in-memory")
+    compact = staged.get_column("_tn").str.replace_all(f"[{WS}]+", "")
+    country = staged.get_column("c")
+    norm = pl.repeat(None, staged.height, dtype=pl.String, eager=True)
+    settled = pl.repeat(False, staged.height, dtype=pl.Boolean, eager=True)
+    us_rows = (country == "US").fill_null(False).arg_true()
+    if len(us_rows):
+        text = compact.gather(us_rows)
+        shaped = text.str.contains(r"^[0-9-]+$").fill_null(False)
+        digits, rows = text.filter(shaped).str.replace_all("-", "", literal=True), us_rows.filter(shaped)
+        length = digits.str.len_bytes()
+        five = pl.select(
+            pl.when(pl.lit(length) >= 5)
+            .then(pl.lit(digits).str.slice(0, 5))
+            .when(pl.lit(length) >= 3)
+            .then(pl.lit(digits).str.zfill(5))
+        ).to_series()
+        known = five.is_not_null()
+        norm, settled = norm.scatter(rows.filter(known), five.filter(known)), settled.scatter(rows.filter(known), True)
+    unknown_rows = country.is_null().arg_true()
+    if len(unknown_rows):
+        text = compact.gather(unknown_rows)
+        plus_four = text.str.contains(r"^[0-9]{5}-[0-9]{4}$").fill_null(False)
+        rows = unknown_rows.filter(plus_four)
+        norm, settled = norm.scatter(rows, text.filter(plus_four).str.slice(0, 5)), settled.scatter(rows, True)
+    rest = (~settled).arg_true()
+    generic = compact.gather(rest).str.to_lowercase().str.replace_all(f"[{dash_class()}]", "").str.normalize("NFC")
+    norm = norm.scatter(rest, pl.select(pl.when(pl.lit(generic).str.len_bytes() > 0).then(pl.lit(generic))).to_series())
+    staged = staged.with_columns(_zip=norm)
+    zip_code = pl.col("_zip")
+    return _finish(staged.lazy(), zip_code, pl.when(zip_code.is_null()).then(pl.lit(NOTHING_LEFT)))
 
 
 def _days_in_month(year: pl.Expr, month: pl.Expr) -> pl.Expr:
@@ -133,24 +242,25 @@ def birth_year_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     """Plain years, ISO dates, slashed dates and `7 April 1990` with four-digit years; other shapes
     (two-digit years, times, odd separators) go scalar. Stages are materialized so each regex runs once."""
     month_first = ctx.date_order == "MDY"
-    staged = frame.with_columns(
-        _iso=T.str.extract_groups(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})$"),
-        _sl=T.str.extract_groups(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$"),
-        _nm=T.str.to_lowercase().str.extract_groups(r"^([0-9]{1,2}) ([a-z]+) ([0-9]{4})$"),
-        _tn=T_NUMBER,
-        _eight=T.str.contains(r"^[0-9]{8}$"),
+    # One pass for the three shapes: ISO (groups 1-3), slashed (4-6), `7 April 1990` (7-9). The month
+    # name is matched in ASCII letters only: `dates` lowercases first and then wants `a-z`, and only
+    # ASCII letters lowercase into those alone (a Kelvin sign does too, so such text goes scalar).
+    shapes = (
+        r"^(?:([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})|([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})"
+        r"|([0-9]{1,2}) ([A-Za-z]+) ([0-9]{4}))$"
     )
-    iso, slashed, named = pl.col("_iso").struct, pl.col("_sl").struct, pl.col("_nm").struct
-    named_month = named.field("2").replace_strict(MONTHS, default=None, return_dtype=pl.Int32)
-    first, second = slashed.field("1").cast(pl.Int32), slashed.field("2").cast(pl.Int32)
-    bare = pl.col("_tn").str.contains(r"^[0-9]{1,7}$") & ~pl.col("_eight")
+    staged = frame.with_columns(_g=T.str.extract_groups(shapes), _tn=T_NUMBER)
+    group = pl.col("_g").struct
+    named_month = group.field("8").str.to_lowercase().replace_strict(MONTHS, default=None, return_dtype=pl.Int32)
+    first, second = group.field("4").cast(pl.Int32), group.field("5").cast(pl.Int32)
+    bare = pl.col("_tn").str.contains(r"^[0-9]{1,7}$")
     staged = staged.with_columns(
         _y=pl.coalesce(
-            iso.field("1"), slashed.field("3"), pl.when(named_month.is_not_null()).then(named.field("3"))
+            group.field("1"), group.field("6"), pl.when(named_month.is_not_null()).then(group.field("9"))
         ).cast(pl.Int64),
-        _m=pl.coalesce(iso.field("2").cast(pl.Int32), first if month_first else second, named_month),
+        _m=pl.coalesce(group.field("2").cast(pl.Int32), first if month_first else second, named_month),
         _d=pl.coalesce(
-            iso.field("3").cast(pl.Int32), second if month_first else first, named.field("1").cast(pl.Int32)
+            group.field("3").cast(pl.Int32), second if month_first else first, group.field("7").cast(pl.Int32)
         ),
         _bare=bare,
         _digits=pl.when(bare).then(pl.col("_tn").str.len_bytes()).otherwise(4),

@@ -95,7 +95,7 @@ def city(text: str, ctx: Context) -> str:
 
 
 @cache
-def _us_states() -> tuple[frozenset[str], dict[str, str]]:
+def us_states() -> tuple[frozenset[str], dict[str, str]]:
     """USPS codes and folded names, from pycountry's `US-XX` subdivisions (states, DC, territories)."""
     codes: set[str] = set()
     names: dict[str, str] = {}
@@ -114,7 +114,7 @@ def state(text: str, ctx: Context) -> str:
     if not letters:
         raise Invalid(NO_LETTERS)
     if ctx.country in (None, "US"):
-        codes, names = _us_states()
+        codes, names = us_states()
         if letters in codes:
             return letters
         return names.get(letters, letters)
@@ -136,7 +136,8 @@ def postal_code(text: str, ctx: Context) -> str:
             return digits.zfill(5)
     elif ctx.country is None and _ZIP_PLUS_4.fullmatch(compact):
         return compact[:5]
-    generic = "".join(ch for ch in compact.lower() if unicodedata.category(ch) != "Pd")
+    kept = "".join(ch for ch in compact.lower() if unicodedata.category(ch) != "Pd")
+    generic = unicodedata.normalize("NFC", kept)  # taking out spaces and dashes can bring marks to new letters
     if not generic:
         raise Invalid(NOTHING_LEFT)
     return generic

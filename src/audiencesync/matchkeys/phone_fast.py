@@ -4,14 +4,19 @@
 parsing every one is most of the run time. For input made only of digits and the usual separators,
 parsing reduces to a few decisions that depend on the region's metadata: the country code, whether
 a trunk prefix is stripped, and whether the length is possible for the country. Those decisions are
-taken here with phonenumbers' own metadata (no copied tables), for the cases where the library's
-logic is simple: a trunk prefix that is exactly `0` or none, the region's IDD not present, and a
-possible length. Anything else (letters, extensions, carrier codes, transform rules, invalid
-lengths) is left to the scalar path, which calls phonenumbers itself. Tests compare both paths.
+taken here with phonenumbers' own metadata (no copied tables), for every region at once, in the
+cases where the library's logic is simple: no trunk prefix, or one that is a plain strip (a prefix
+of digits only, `0`, Russia's `8`, Hungary's `06`, or the bare `0` of a pattern with alternatives),
+the region's IDD not present, and a possible length. Digits of any script and the typographic
+punctuation phonenumbers reads as separators are made ASCII first. Anything else (letters,
+extensions, carrier codes, transform rules) is left to the scalar path, which calls phonenumbers
+itself. Tests compare both paths, for every region, in national and international forms.
 """
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -20,8 +25,9 @@ import polars as pl
 from phonenumbers import PhoneMetadata, ValidationResult
 from phonenumbers.phonenumber import PhoneNumber
 
+from audiencesync.matchkeys.charsets import LIMIT
 from audiencesync.matchkeys.errors import NO_DIGITS
-from audiencesync.matchkeys.fastpaths import ASCII, EMPTY, PRE, T_NUMBER, FastContext, _finish
+from audiencesync.matchkeys.fastpaths import EMPTY, PRE, SURE, FastContext, _finish
 from audiencesync.matchkeys.phone import LENGTH_REASONS, phone_region
 
 _NO_STRIP = (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY, ValidationResult.INVALID_LENGTH)
@@ -41,6 +47,13 @@ class RegionRules:
     possible: frozenset[int]
     keeps_trunk: frozenset[int]
     reasons: dict[int, str]
+
+    @property
+    def plain_trunk(self) -> str:
+        """The trunk prefix whose match is a plain strip: the whole pattern when it is digits only
+        (`0`, `8` in Russia, `06` in Hungary), else its `0` alternative, which matches no group (the
+        other alternatives capture carrier codes or need transform rules)."""
+        return self.trunk if self.trunk is not None and self.trunk.isdigit() else "0"
 
 
 def _length_result(country_code: int, length: int) -> int:
@@ -78,153 +91,286 @@ def _main_regions() -> dict[str, str]:
     }
 
 
+@cache
+def _codes_by_prefix() -> dict[str, str]:
+    """Every string of one to three digits → the calling code it starts with. Calling codes are
+    prefix-free, so at most one is a prefix of a given number, and it is found by a lookup of the
+    number's first three digits."""
+    codes = {str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+    table: dict[str, str] = {}
+    for length in (1, 2, 3):
+        for value in range(10**length):
+            prefix = f"{value:0{length}d}"
+            found = [prefix[:size] for size in (1, 2, 3) if prefix[:size] in codes]
+            if found:
+                table[prefix] = found[0]
+    return table
+
+
 def _country_code_of(digits: pl.Expr) -> pl.Expr:
-    """phonenumbers takes the shortest prefix that is a calling code (codes are prefix-free)."""
-    codes = list(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
-    out = pl.lit(None, pl.String)
-    for length in (3, 2, 1):
-        prefix = digits.str.slice(0, length)
-        known = [str(code) for code in codes if len(str(code)) == length]
-        out = pl.when(prefix.is_in(known)).then(prefix).otherwise(out)
-    return out
+    """The calling code a number (its digits after `+` or `00`) starts with, as phonenumbers finds it."""
+    return digits.str.slice(0, 3).replace_strict(_codes_by_prefix(), default=None, return_dtype=pl.String)
 
 
-def _starts(column: pl.Expr, pattern: str) -> pl.Expr:
-    """`re.match` of a metadata pattern; plain digit strings (most IDDs and trunks) need no regex."""
-    if pattern.isdigit():
-        return column.str.starts_with(pattern)
-    return column.str.contains(f"^(?:{pattern})")
+def _mask(lengths: object) -> int:
+    return sum(1 << length for length in lengths)  # type: ignore[attr-defined]
 
 
-def _length_outcome(part: pl.DataFrame, rules: RegionRules, national: pl.Expr, sure: pl.Expr) -> pl.DataFrame:
-    """`out` when the national number's length is possible, `bad` (a reason) when it clearly is not."""
-    length = national.str.len_bytes()
-    plausible = sure & (pl.col("d").str.len_bytes() >= 4) & length.is_between(4, _MAX_NSN)
-    possible = length.is_in(list(rules.possible))
-    return part.select(
-        "_i",
-        out=pl.when(sure & possible).then(pl.lit(rules.country_code) + national),
-        bad=pl.when(plausible & ~possible).then(
-            length.replace_strict(rules.reasons, default=None, return_dtype=pl.String)
-        ),
+@cache
+def _rules_frame() -> pl.DataFrame:
+    """`region_rules` of every region, one row each, for a join on `mr`: patterns anchored as
+    phonenumbers applies them (`idd` and `trunk_re` at the start, `general` whole) and bit masks
+    over national number lengths (`possible`, `keeps` its trunk prefix, and one per reason)."""
+    rows = [rules for region in sorted(phonenumbers.SUPPORTED_REGIONS) if (rules := region_rules(region))]
+    reasons = sorted({reason for rules in rows for reason in rules.reasons.values()})
+    trunk_patterns = sorted({t for rules in rows if (t := rules.trunk) and not t.isdigit()})
+    idd_patterns = sorted({i for rules in rows if (i := rules.idd) and not i.isdigit()})
+    return pl.DataFrame(
+        {
+            "mr": [rules.region for rules in rows],
+            "cc": [rules.country_code for rules in rows],
+            "is_main": [rules.is_main for rules in rows],
+            "idd": [rules.idd if rules.idd and rules.idd.isdigit() else None for rules in rows],
+            "idd_re": [f"^(?:{rules.idd})" if rules.idd and not rules.idd.isdigit() else None for rules in rows],
+            "trunk": [rules.plain_trunk if rules.trunk else None for rules in rows],
+            "trunk_re": [
+                f"^(?:{rules.trunk})" if rules.trunk and not rules.trunk.isdigit() else None for rules in rows
+            ],
+            "trunk_id": [trunk_patterns.index(t) if (t := rules.trunk) in trunk_patterns else None for rules in rows],
+            "idd_id": [idd_patterns.index(i) if (i := rules.idd) in idd_patterns else None for rules in rows],
+            "general": [f"^(?:{rules.general})$" if rules.general else None for rules in rows],
+            "possible": [_mask(rules.possible) for rules in rows],
+            "keeps": [_mask(rules.keeps_trunk) for rules in rows],
+            **{
+                f"why:{reason}": [_mask(n for n, why in rules.reasons.items() if why == reason) for rules in rows]
+                for reason in reasons
+            },
+        },
+        schema_overrides={
+            "possible": pl.Int64,
+            "keeps": pl.Int64,
+            "trunk_id": pl.Int32,
+            "idd_id": pl.Int32,
+            **{f"why:{r}": pl.Int64 for r in reasons},
+        },
     )
 
 
-def _settle(part: pl.DataFrame, rules: RegionRules) -> list[pl.DataFrame]:
-    """One region's rows. `n` is the national number before any trunk prefix is taken off; rows
-    whose trunk prefix is not simply `0` on the region's own metadata are left to the scalar path."""
-    n = pl.col("n")
-    if rules.trunk is None:
-        return [_length_outcome(part, rules, n, pl.lit(True))]
-    if rules.trunk.isdigit():
-        prefixed = part.get_column("n").str.starts_with(rules.trunk)
-        part = part.with_columns(_prefix=pl.when(prefixed).then(pl.lit(rules.trunk)))
+def _bit(mask: str, power: pl.Expr) -> pl.Expr:
+    """Bit `length` of the mask column, given `power` = 2 ** length (see `_power`)."""
+    return ((pl.col(mask) // power) % 2 == 1).fill_null(False)
+
+
+def _power(length: pl.Expr) -> pl.Expr:
+    """2 ** length, for `_bit` (lengths past the masks' 17 bits are never set)."""
+    return pl.lit(2, pl.Int64).pow(length.clip(0, 62).cast(pl.Int64))
+
+
+def _resolved(rows: pl.DataFrame) -> pl.DataFrame:
+    """phonenumbers' decisions for candidate rows, each with its own region's metadata: `out` (the
+    E.164 digits) or `bad` (a reason), or neither (left to the scalar path).
+
+    Per row: `d` (the digits after `+` or `00`), `intl`, `mr` (the region whose metadata parse uses:
+    the member's for a national number, the calling code's main region for an international one)
+    and `n` (the national number before any trunk prefix). National numbers that start with their
+    country code or the region's IDD are left to the scalar path, as are trunk prefixes other than a
+    plain strip and regions other than the code's main one."""
+    rules = _rules_frame()
+    index = {region: position for position, region in enumerate(rules.get_column("mr").to_list())}
+    at = rows.get_column("mr").replace_strict(index, default=None, return_dtype=pl.UInt32)
+    rows = rows.filter(at.is_not_null())
+    at = at.drop_nulls()
+    rows = rows.with_columns([rules.get_column(name).gather(at) for name in rules.columns[1:]])
+    d, n, trunk = pl.col("d"), pl.col("n"), pl.col("trunk")
+    intl = rows.get_column("intl")
+    if not intl.all():
+        national = rows.filter(~intl)
+        own_code = d.str.starts_with(pl.col("cc")) | d.str.starts_with(pl.col("idd")).fill_null(False)
+        national = national.filter(~own_code)
+        dialled = _each_pattern(national, "idd_id", "idd_re", "d", lambda text, pattern: text.str.contains(pattern))
+        if dialled is not None:
+            # IDD patterns with alternatives (Brazil's carrier codes, Korea's, Australia's).
+            national = national.filter(~dialled.fill_null(False))
+        rows = pl.concat([national, rows.filter(intl)], how="vertical")
+    prefix = rows.select(pl.when(n.str.starts_with(trunk).fill_null(False)).then(trunk)).to_series()
+    # Trunk patterns with alternatives: what they match (only a bare `0` is a plain strip).
+    matched = _each_pattern(rows, "trunk_id", "trunk_re", "n", lambda text, pattern: text.str.extract(pattern, 0))
+    if matched is not None:
+        patterned = rows.get_column("trunk_id").is_not_null()
+        prefix = pl.select(pl.when(pl.lit(patterned)).then(pl.lit(matched)).otherwise(pl.lit(prefix))).to_series()
+    rows = rows.with_columns(_prefix=prefix)
+    prefixed = rows.get_column("_prefix").is_not_null()
+    if prefixed.any():
+        # phonenumbers keeps the trunk prefix when stripping it leaves an impossible length, or
+        # when the number matches the region's pattern with it and not without it.
+        part = rows.filter(prefixed)
+        part = part.with_columns(_cand=n.str.slice(trunk.str.len_bytes()))
+        cand, general = pl.col("_cand"), pl.col("general")
+        part = part.with_columns(_fits=cand.str.contains(general).fill_null(True))
+        # The whole number is matched against the pattern only where the stripped one does not fit.
+        misfits = (~part.get_column("_fits")).arg_true()
+        viable = pl.repeat(False, part.height, dtype=pl.Boolean, eager=True)
+        if len(misfits):
+            whole = part[misfits].select(n.str.contains(general).fill_null(False)).to_series()
+            viable = viable.scatter(misfits, whole)
+        keeps = _bit("keeps", _power(cand.str.len_bytes())) | pl.lit(viable)
+        part = part.with_columns(
+            n=pl.when(keeps).then(n).otherwise(cand),
+            _go=(pl.col("_prefix") == trunk) & pl.col("is_main"),
+        ).drop("_cand", "_fits")
+        rows = pl.concat([rows.filter(~prefixed).with_columns(_go=pl.lit(True)), part], how="vertical")
     else:
-        part = part.with_columns(_prefix=n.str.extract(f"^(?:{rules.trunk})", 0))
-    plain = part.filter(pl.col("_prefix").is_null())
-    prefixed_rows = part.filter(pl.col("_prefix").is_not_null())
-    outcomes = [_length_outcome(plain, rules, n, pl.lit(True))]
-    if prefixed_rows.height:
-        candidate = n.str.slice(1)
-        keeps = candidate.str.len_bytes().is_in(list(rules.keeps_trunk))
-        if rules.general:
-            general = f"^(?:{rules.general})$"
-            keeps = keeps | (n.str.contains(general) & ~candidate.str.contains(general))
-        national = pl.when(keeps).then(n).otherwise(candidate)
-        sure = (pl.col("_prefix") == "0") & pl.lit(rules.is_main)
-        outcomes.append(_length_outcome(prefixed_rows, rules, national, sure))
-    return outcomes
+        rows = rows.with_columns(_go=pl.lit(True))
+    rows = rows.with_columns(_p2=_power(n.str.len_bytes()))
+    length, power = n.str.len_bytes(), pl.col("_p2")
+    sure, possible = pl.col("_go"), _bit("possible", power)
+    plausible = sure & (d.str.len_bytes() >= 4) & length.is_between(4, _MAX_NSN)
+    why = pl.lit(None, pl.String)
+    for column in (name for name in rules.columns if name.startswith("why:")):
+        why = pl.when(_bit(column, power)).then(pl.lit(column[4:])).otherwise(why)
+    return rows.select(
+        "_i",
+        out=pl.when(sure & possible).then(pl.col("cc") + n),
+        bad=pl.when(plausible & ~possible).then(why),
+    )
 
 
-def _resolve(rows: pl.DataFrame) -> pl.DataFrame:
-    """Settle each region's rows with that region's metadata; `_i` ties them back."""
-    parts = [rows.select("_i").clear().with_columns(out=pl.lit(None, pl.String), bad=pl.lit(None, pl.String))]
-    for (key,), part in rows.partition_by("mr", as_dict=True, maintain_order=False).items():
-        rules = region_rules(key) if key else None
-        if rules is None:
-            continue
-        national = part.filter(~pl.col("intl"))
-        international = part.filter(pl.col("intl"))
-        if rules.region in ("US", "CA"):
-            d = national.get_column("d")
-            trunk_one = (d.str.len_bytes() == 11) & d.str.starts_with("1") & (d.str.slice(1, 1) > "1")
-            parts.append(national.filter(trunk_one).select("_i", out=pl.col("d"), bad=pl.lit(None, pl.String)))
-            national = national.filter(~trunk_one)
-        own_code = pl.col("d").str.starts_with(rules.country_code)
-        idd = _starts(pl.col("d"), rules.idd) if rules.idd else pl.lit(False)
-        national = national.filter(~own_code & ~idd).with_columns(n=pl.col("d"))
-        for chunk in (national, international):
-            if chunk.height:
-                parts.extend(_settle(chunk, rules))
-    return pl.concat(parts, how="vertical")
+def _each_pattern(
+    rows: pl.DataFrame, ids: str, patterns: str, column: str, apply: Callable[[pl.Series, str], pl.Series]
+) -> pl.Series | None:
+    """`apply(text, pattern)` for the rows of each metadata pattern in turn (a pattern given per row
+    is compiled per row), null elsewhere; None when no row has a pattern."""
+    pattern_ids = rows.get_column(ids)
+    if pattern_ids.null_count() == rows.height:
+        return None
+    result: pl.Series | None = None
+    for pattern_id in pattern_ids.drop_nulls().unique().to_list():
+        where = (pattern_ids == pattern_id).fill_null(False).arg_true()
+        pattern = rows.get_column(patterns)[int(where[0])]
+        found = apply(rows.get_column(column).gather(where), pattern)
+        if result is None:
+            result = pl.Series(found.name, [None] * rows.height, found.dtype)
+        result = result.scatter(where, found)
+    return result
+
+
+def _scattered(height: int, rows: pl.Series, values: pl.Series) -> pl.Series:
+    """A column of `height` nulls with `values` at `rows`."""
+    return pl.Series(values.name, [None] * height, values.dtype).scatter(rows, values)
+
+
+_SEPARATORS = dict.fromkeys(" ().-+", "")
+"""What a `shaped` number holds besides digits (`all_digits` is read for shaped numbers only)."""
+
+PUNCTUATION = {
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d", "-"),
+    **dict.fromkeys("\u00a0\u00ad\u200b\u2060\u3000", " "),
+    "\uff0e": ".", "\uff08": "(", "\uff09": ")", "\uff0b": "+",
+}  # fmt: skip
+"""Characters phonenumbers reads as the ASCII punctuation they stand for (its `VALID_PUNCTUATION`
+and plus signs; checked by a test): dashes, spaces (NBSP, ideographic, soft hyphen, zero-width),
+full-width parentheses, full stop and plus."""
+
+
+@cache
+def ascii_translation() -> dict[str, str]:
+    """Every decimal digit Python's `\\d` knows (Arabic-Indic, Devanagari, full-width, ...) as its
+    ASCII digit, as `phone._digits` and phonenumbers read them, and `PUNCTUATION`."""
+    digits = {
+        chr(code): str(unicodedata.decimal(chr(code)))
+        for code in range(0x80, LIMIT)
+        if unicodedata.category(chr(code)) == "Nd"
+    }
+    return digits | PUNCTUATION
+
+
+def _ascii_number(frame: pl.DataFrame) -> pl.Series:
+    """`_tn` (the number after the float suffix rule, which reads ASCII digits only) with the
+    characters of `ascii_translation` made ASCII, in non-ASCII rows only. Each character stays one
+    character, so every position the scalar rules read is where it was."""
+    number = frame.get_column("_tn")
+    ascii_rows = frame.get_column("_ascii")
+    if ascii_rows.all():
+        return number
+    rows = (~ascii_rows).arg_true()
+    return number.clone().scatter(rows, number.gather(rows).str.replace_many(ascii_translation()))
 
 
 def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     """Most numbers of a North American list are ten digits, `1` and ten digits, or `+1` and ten:
     those are settled in one pass (the same answer the region rules give, tested against
-    phonenumbers); the rest are grouped by region and settled with that region's metadata."""
-    number = T_NUMBER
-    work = (
-        frame.with_row_index("_i")
-        .with_columns(
-            shaped=number.str.contains(r"^\+?[0-9 ().\-]*$") & ASCII & ~EMPTY & ~PRE,
-            plus=number.str.starts_with("+"),
-            all_digits=number.str.replace_all(r"[^0-9]+", ""),
-        )
-        .with_columns(intl=pl.col("plus") | pl.col("all_digits").str.starts_with("00"))
-        .with_columns(
-            d=pl.when(pl.col("plus"))
-            .then(pl.col("all_digits"))
-            .when(pl.col("intl"))
-            .then(pl.col("all_digits").str.slice(2))
-            .otherwise(pl.col("all_digits"))
-        )
-        .collect()
+    phonenumbers); the rest are settled with their region's metadata (`_resolved`).
+
+    Digits of other scripts and full-width or typographic punctuation are read as their ASCII
+    forms first (`_ascii_number`), so a Japanese `０９０－１２３４－５６７８` takes the same path."""
+    staged = frame.collect(engine="in-memory")
+    number = _ascii_number(staged)
+    plus = number.str.starts_with("+")
+    digits = number.str.replace_many(_SEPARATORS)
+    shaped = number.str.contains(r"^\+?[0-9 ().\-]*$") & ~staged.get_column("_empty") & ~staged.get_column("_pre")
+    shaped = shaped.fill_null(False)
+    double_zero = digits.str.starts_with("00") & ~plus
+    # Only the few rows that are not shaped need a search for digits; `00` numbers lose their `00`.
+    odd = (~shaped).arg_true()
+    no_digits = (digits.str.len_bytes() == 0).scatter(odd, ~number.gather(odd).str.contains("[0-9]"))
+    zeros = double_zero.fill_null(False).arg_true()
+    d = digits.scatter(zeros, digits.gather(zeros).str.slice(2)) if len(zeros) else digits
+    regions = {c: phone_region(c) for c in staged.get_column("c").unique().drop_nulls().to_list()}
+    region = staged.get_column("c").replace_strict(regions, default=None, return_dtype=pl.String)
+    intl_rows = plus | double_zero
+    national_na = region.is_in(["US", "CA"]) & ~intl_rows
+    lengths = d.str.len_bytes()
+    # North American shapes, checked only where they can apply.
+    ten = (shaped & national_na & (lengths == 10)).fill_null(False)
+    eleven = (shaped & (national_na | plus) & (lengths == 11)).fill_null(False)
+    ten = ten.scatter(ten.arg_true(), d.filter(ten).str.contains(r"^[2-9]")) if ten.any() else ten
+    eleven = eleven.scatter(eleven.arg_true(), d.filter(eleven).str.contains(r"^1[2-9]")) if eleven.any() else eleven
+    staged = staged.with_columns(
+        shaped=shaped,
+        plus=plus,
+        intl=intl_rows,
+        no_digits=no_digits,
+        d=d,
+        region=region,
+        _ten=ten,
+        _nanp=ten | eleven,
     )
-    regions = {c: phone_region(c) for c in work.get_column("c").unique().drop_nulls().to_list()}
-    work = work.with_columns(region=pl.col("c").replace_strict(regions, default=None, return_dtype=pl.String))
-    d = pl.col("d")
-    nanp_shape = (d.str.len_bytes() == 11) & d.str.starts_with("1") & (d.str.slice(1, 1) > "1")
-    nanp_national = pl.col("region").is_in(["US", "CA"]) & ~pl.col("intl")
-    work = work.with_columns(
-        _nanp=pl.col("shaped")
-        & (
-            (nanp_national & (d.str.len_bytes() == 10) & (d.str.slice(0, 1) > "1"))
-            | ((nanp_national | pl.col("plus")) & nanp_shape)
-        )
+    d, intl, shaped = pl.col("d"), pl.col("intl"), pl.col("shaped")
+    candidate = staged.select(
+        shaped & ~pl.col("_nanp") & (d != "") & (intl | pl.col("region").is_not_null())
+    ).to_series()
+    rows = candidate.arg_true()
+    candidates = staged.select("d", "intl", "region").gather(rows).with_columns(_i=rows)
+    national = candidates.filter(~intl).select("_i", "d", "intl", mr="region", n="d")
+    international = candidates.filter(intl).with_columns(cc=_country_code_of(d))
+    international = international.select(
+        "_i",
+        "d",
+        "intl",
+        mr=pl.col("cc").replace_strict(_main_regions(), default=None, return_dtype=pl.String),
+        n=d.str.slice(pl.col("cc").str.len_bytes()),
     )
-    candidates = work.filter(
-        pl.col("shaped") & ~pl.col("_nanp") & (d != "") & (pl.col("intl") | pl.col("region").is_not_null())
-    ).select("_i", "d", "intl", "region")
-    national = candidates.filter(~pl.col("intl")).select("_i", "d", "intl", n=pl.lit(None, pl.String), mr="region")
-    international = (
-        candidates.filter(pl.col("intl"))
-        .with_columns(cc=_country_code_of(pl.col("d")))
-        .select(
-            "_i",
-            "d",
-            "intl",
-            n=pl.col("d").str.slice(pl.col("cc").str.len_chars()),
-            mr=pl.col("cc").replace_strict(_main_regions(), default=None, return_dtype=pl.String),
-        )
+    candidates = pl.concat([national, international], how="vertical")
+    resolved = _resolved(candidates)
+    at = resolved.get_column("_i")
+    staged = staged.with_columns(
+        out=_scattered(staged.height, at, resolved.get_column("out")),
+        bad=_scattered(staged.height, at, resolved.get_column("bad")),
     )
-    resolved = _resolve(pl.concat([national, international], how="vertical"))
-    work = work.join(resolved, on="_i", how="left")
-    no_digits = pl.col("d") == ""
-    raw = pl.col("d").str.strip_chars_start("0")
-    local = ~pl.col("intl") & pl.col("region").is_null()
-    nanp = pl.when(d.str.len_bytes() == 10).then(pl.lit("1") + d).otherwise(d)
+    no_digits = pl.col("no_digits")
+    local = shaped & ~intl & pl.col("region").is_null()
+    raw = d.str.strip_chars_start("0")
     norm = (
         pl.when(pl.col("_nanp"))
-        .then(nanp)
+        .then(pl.when(pl.col("_ten")).then(pl.lit("1") + d).otherwise(d))
         .when(pl.col("out").is_not_null())
         .then(pl.col("out"))
         .when(local & (raw != ""))
         .then(raw)
     )
     reason = pl.when(no_digits | (local & (raw == ""))).then(pl.lit(NO_DIGITS)).otherwise(pl.col("bad"))
-    settled = pl.col("shaped") & (
-        pl.col("_nanp") | pl.col("out").is_not_null() | pl.col("bad").is_not_null() | no_digits | local
+    settled = (shaped & (pl.col("_nanp") | pl.col("out").is_not_null() | pl.col("bad").is_not_null() | local)) | (
+        SURE & no_digits
     )
-    out = _finish(work.lazy(), norm, reason)
+    out = _finish(staged.lazy(), norm, reason)
     return out.with_columns(done=pl.col("done") & (EMPTY | PRE | settled).fill_null(True))

@@ -3,10 +3,13 @@
 The scalar normalizers are the reference; this module only decides how often they run. Keys whose
 values repeat (names, cities, states, countries, birth years, ZIPs) are dictionary-encoded so each
 distinct value (per member country, where the key depends on it) is normalized and hashed once and
-the answers are gathered back by index. Keys whose values are unique per member (email, phone,
-advertising and external IDs) go through their polars fast path row by row. Whatever a fast path
-does not claim is handed to the scalar normalizer, once per distinct value. Keys run in parallel
-threads: polars and the hashing release the GIL.
+the answers are gathered back by index, unless a sample shows the column is mostly distinct anyway
+(ZIP+4 and foreign postal codes): then, like keys whose values are unique per member (email, phone,
+advertising and external IDs), it goes through its polars fast path row by row. The fast paths take
+text in any script (see `fastpaths` and `charsets`); whatever they do not claim is handed to the
+scalar normalizer, once per distinct value, and counted in `MatchResult.scalar`. Keys run on one
+thread per core (polars, Arrow and the hashing release the GIL), long row-wise keys in pieces,
+the longest tasks first.
 
 Output rows correspond to source rows one to one, with one exception: a list-valued email column
 (`emails`) gives one output row per address, the member's other keys repeated on each; a member
@@ -16,13 +19,18 @@ output row.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import os
+import threading
+import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 import polars as pl
 import polars_hash  # noqa: F401  (registers the `chash` namespace)
@@ -54,6 +62,12 @@ class MatchResult:
     rows: int
     empty: dict[str, int] = field(default_factory=dict)
     invalid: dict[str, dict[str, int]] = field(default_factory=dict)
+    scalar: dict[str, int] = field(default_factory=dict)
+    """Per key, how many values its fast path left to the scalar normalizer (each distinct value
+    once per task): the Python share of the work, for benchmarks and profiling."""
+    reasons: dict[str, pa.Array] = field(default_factory=dict)
+    """Per key with an invalid value, the reason for each row of `table` (null where sent or empty):
+    which rows were rejected, for `st.rejects`. Never the value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +84,7 @@ class _Settings:
 class _KeyColumn:
     sent: pa.Array
     reason: pa.Array
+    scalar: int = 0
 
 
 # ---------------------------------------------------------------- source values as text
@@ -112,9 +127,17 @@ def _freeze(value: object) -> object:
 # ---------------------------------------------------------------- scalar fallback
 
 
+class _Outcomes(NamedTuple):
+    norms: list[str | None]
+    reasons: list[str | None]
+    pres: list[bool]
+    evaluated: int
+    """Distinct values the scalar normalizer ran on."""
+
+
 def _scalar_outcomes(
     spec: KeySpec, values: list[object], countries: list[str | None], settings: _Settings
-) -> tuple[list[str | None], list[str | None], list[bool]]:
+) -> _Outcomes:
     cache: dict[tuple[object, str | None], Outcome] = {}
     norms: list[str | None] = []
     reasons: list[str | None] = []
@@ -127,14 +150,17 @@ def _scalar_outcomes(
         norms.append(outcome.text)
         reasons.append(outcome.reason)
         pres.append(outcome.prehashed)
-    return norms, reasons, pres
+    return _Outcomes(norms, reasons, pres, len(cache))
 
 
 # ---------------------------------------------------------------- text keys
 
 
-def _text_outcomes(spec: KeySpec, text: pa.Array, country: pa.Array | None, settings: _Settings) -> pl.DataFrame:
-    """`norm`, `reason`, `pre` for each row of `text`, fast path first, scalar for the rest."""
+def _text_outcomes(
+    spec: KeySpec, text: pa.Array, country: pa.Array | None, settings: _Settings
+) -> tuple[pl.DataFrame, int]:
+    """`norm`, `reason`, `pre` for each row of `text`, fast path first, scalar for the rest; and how
+    many distinct values went to the scalar normalizer."""
     frame = pl.DataFrame(
         {"v": pl.from_arrow(text), **({"c": pl.from_arrow(country)} if country is not None else {})},
         schema={"v": pl.String, **({"c": pl.String} if country is not None else {})},
@@ -142,22 +168,24 @@ def _text_outcomes(spec: KeySpec, text: pa.Array, country: pa.Array | None, sett
     if spec.fast is not None:
         if country is None:
             frame = frame.with_columns(c=pl.lit(None, pl.String))
-        out = spec.fast(prepare(frame), settings.fast).select("v", "c", "norm", "reason", "pre", "done").collect()
+        fast = spec.fast(prepare(frame), settings.fast).select("v", "c", "norm", "reason", "pre", "done")
+        out = fast.collect(engine="in-memory")  # the default (streaming) engine costs ~0.4 ms a query
     else:
         out = frame.with_columns(
             norm=pl.lit(None, pl.String), reason=pl.lit(None, pl.String), pre=pl.lit(False), done=pl.lit(False)
         )
     pending = out.select(pl.arg_where(~pl.col("done"))).to_series()
+    evaluated = 0
     if pending.len():
         rest = out[pending]
         countries = rest.get_column("c").to_list() if "c" in rest.columns else [None] * rest.height
-        norms, reasons, pres = _scalar_outcomes(spec, rest.get_column("v").to_list(), countries, settings)
+        norms, reasons, pres, evaluated = _scalar_outcomes(spec, rest.get_column("v").to_list(), countries, settings)
         out = out.with_columns(
             norm=out.get_column("norm").scatter(pending, pl.Series(norms, dtype=pl.String)),
             reason=out.get_column("reason").scatter(pending, pl.Series(reasons, dtype=pl.String)),
             pre=out.get_column("pre").scatter(pending, pl.Series(pres, dtype=pl.Boolean)),
         )
-    return out.select("norm", "reason", "pre")
+    return out.select("norm", "reason", "pre"), evaluated
 
 
 def _sent(spec: KeySpec, outcomes: pl.DataFrame, derived: bool = False) -> pl.DataFrame:
@@ -177,14 +205,13 @@ def _encode(text: pa.Array, country: pa.Array | None) -> tuple[pa.Array, pa.Arra
     """Distinct (value, country) pairs and, for each row, the index of its pair.
 
     Both columns are dictionary-encoded and their indices combined into one integer code, which is
-    dictionary-encoded again: all in arrow, no Python loop over rows.
+    dictionary-encoded again: all in arrow, no Python loop over rows. Null is one more distinct value.
     """
     values = pc.dictionary_encode(text)
     value_dictionary = pa.concat_arrays([values.dictionary, pa.nulls(1, values.dictionary.type)])
     value_index = values.indices.cast(pa.int64()).fill_null(len(values.dictionary))
     if country is None:
-        codes = pc.dictionary_encode(value_index)
-        return value_dictionary.take(codes.dictionary), None, codes.indices
+        return value_dictionary, None, value_index
     countries = pc.dictionary_encode(country)
     width = len(countries.dictionary) + 1
     country_dictionary = pa.concat_arrays([countries.dictionary, pa.nulls(1, countries.dictionary.type)])
@@ -198,30 +225,63 @@ def _encode(text: pa.Array, country: pa.Array | None) -> tuple[pa.Array, pa.Arra
     )
 
 
+DISTINCT_SHARE = 0.6
+"""A column whose distinct values are more than this share of its rows goes row by row even when its
+key's values usually repeat (ZIP+4 codes, foreign postal codes): encoding it would cost more than
+it saves."""
+SAMPLE_ROWS = 16_384
+
+
+@functools.lru_cache(maxsize=8)
+def _strided(step: int) -> pa.Array:
+    return pa.array(range(0, step * SAMPLE_ROWS, step), pa.int64())
+
+
+def _mostly_distinct(text: pa.Array) -> bool:
+    """Whether distinct values are more than `DISTINCT_SHARE` of the rows, estimated from a strided
+    sample (exact for small columns). Values seen three times or more in the sample are the heavy
+    ones (blanks, the commonest names); for the rest, the share of sampled rows whose value was seen
+    once, `(1 - q)^(m - 1)` for a sampling rate `q`, gives `m`, the rows per light value."""
+    rows = len(text)
+    if rows <= 4 * SAMPLE_ROWS:
+        return pc.count_distinct(text, mode="all").as_py() > DISTINCT_SHARE * rows
+    step = rows // SAMPLE_ROWS
+    counts = pc.value_counts(text.take(_strided(step))).field("counts")
+    light = counts.filter(pc.less(counts, 3))
+    light_rows = pc.sum(light).as_py() or 0
+    if light_rows <= DISTINCT_SHARE * SAMPLE_ROWS:
+        return False
+    once = pc.sum(pc.equal(light, 1)).as_py() or 0
+    if once == light_rows:
+        return True
+    per_value = 1 + math.log(max(once, 1) / light_rows) / math.log1p(-1 / step)
+    return light_rows / SAMPLE_ROWS / per_value > DISTINCT_SHARE
+
+
 def _text_key(
     spec: KeySpec, text: pa.Array, country: pa.Array | None, settings: _Settings, derived: bool
 ) -> _KeyColumn:
-    if spec.distinct:
+    if spec.distinct and not _mostly_distinct(text):
         values, countries, inverse = _encode(text, country)
-        sent = _sent(spec, _text_outcomes(spec, values, countries, settings), derived)
-        return _KeyColumn(sent["sent"].to_arrow().take(inverse), sent["reason"].to_arrow().take(inverse))
-    sent = _sent(spec, _text_outcomes(spec, text, country, settings), derived)
-    return _KeyColumn(sent["sent"].to_arrow(), sent["reason"].to_arrow())
+        outcomes, evaluated = _text_outcomes(spec, values, countries, settings)
+        sent = _sent(spec, outcomes, derived)
+        return _KeyColumn(sent["sent"].to_arrow().take(inverse), sent["reason"].to_arrow().take(inverse), evaluated)
+    outcomes, evaluated = _text_outcomes(spec, text, country, settings)
+    sent = _sent(spec, outcomes, derived)
+    return _KeyColumn(sent["sent"].to_arrow(), sent["reason"].to_arrow(), evaluated)
 
 
 # ---------------------------------------------------------------- other value types
 
 
-def _outcomes_column(
-    spec: KeySpec, outcomes: tuple[list[str | None], list[str | None], list[bool]], derived: bool = False
-) -> _KeyColumn:
-    norms, reasons, pres = outcomes
+def _outcomes_column(spec: KeySpec, outcomes: _Outcomes, derived: bool = False) -> _KeyColumn:
+    norms, reasons, pres, evaluated = outcomes
     frame = pl.DataFrame(
         {"norm": norms, "reason": reasons, "pre": pres},
         schema={"norm": pl.String, "reason": pl.String, "pre": pl.Boolean},
     )
     sent = _sent(spec, frame, derived)
-    return _KeyColumn(sent["sent"].to_arrow(), sent["reason"].to_arrow())
+    return _KeyColumn(sent["sent"].to_arrow(), sent["reason"].to_arrow(), evaluated)
 
 
 def _object_key(
@@ -303,7 +363,7 @@ def _explode_emails(
         .to_series()
         .to_arrow()
     )
-    kept = _KeyColumn(emails.sent.filter(keep), emails.reason.filter(keep))
+    kept = _KeyColumn(emails.sent.filter(keep), emails.reason.filter(keep), emails.scalar)
     return row_index.filter(keep), member_country.filter(keep), kept
 
 
@@ -330,19 +390,44 @@ def _member_countries(table: pa.Table, column: str | None, default: str | None) 
 
 
 SPLIT_ROWS = 50_000
-"""Row-wise keys (mostly distinct values: email, phone) longer than this are cut in halves, so the
-longest key no longer sets the wall clock while the other core idles."""
+"""Row-wise keys (mostly distinct values: email, phone) longer than this are cut in pieces of about
+this many rows (at most one per worker), so the longest key no longer sets the wall clock while the
+other core idles."""
+
+
+_SECONDS_PER_ROW: dict[str, float] = {}
+"""What each key's task last cost in this process (wall seconds per row), to start the longest first."""
 
 
 def _tasks(keys: list[str], rows: int, workers: int) -> list[tuple[str, int, int]]:
+    """Longest first, so the short tasks fill the gaps at the end: by what each key cost last time,
+    and until that is known, row-wise keys (in pieces) before the dictionary-encoded ones."""
     tasks: list[tuple[str, int, int]] = []
     for key in keys:
-        if workers > 1 and rows > SPLIT_ROWS and not key_spec(key).distinct:
-            half = rows // 2
-            tasks += [(key, 0, half), (key, half, rows)]
-        else:
-            tasks.append((key, 0, rows))
-    return sorted(tasks, key=lambda t: key_spec(t[0]).distinct)
+        pieces = min(workers, rows // SPLIT_ROWS) if workers > 1 and not key_spec(key).distinct else 1
+        bounds = [rows * part // max(pieces, 1) for part in range(max(pieces, 1) + 1)]
+        tasks += [(key, start, stop) for start, stop in itertools.pairwise(bounds)]
+
+    def expected(task: tuple[str, int, int]) -> tuple[float, bool]:
+        key, start, stop = task
+        return -_SECONDS_PER_ROW.get(key, 0.0) * (stop - start), key_spec(key).distinct
+
+    return sorted(tasks, key=expected)
+
+
+class _Once:
+    """A value computed by the first thread that needs it, while the others wait for it."""
+
+    def __init__(self, make: Callable[[], pa.Array]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._value: pa.Array | None = None
+
+    def __call__(self) -> pa.Array:
+        with self._lock:
+            if self._value is None:
+                self._value = self._make()
+            return self._value
 
 
 def match_table(
@@ -360,25 +445,31 @@ def match_table(
     mapping = resolve_columns(table.column_names, columns)
     settings = _Settings(date_order, allow_zero_value, FastContext(date_order, current_year()))
     default = country_context(default_country)
-    country = _member_countries(table, mapping.get("COUNTRY"), default)
+    source = table
+    countries = _Once(lambda: _member_countries(source, mapping.get("COUNTRY"), default))
 
     source_rows = table.num_rows
-    row_index = pa.array(range(source_rows), pa.int64())
+    row_index = pl.int_range(0, source_rows, dtype=pl.Int64, eager=True).to_arrow()
     done: dict[str, _KeyColumn] = {}
     email_column = mapping.get("EMAIL")
     if email_column is not None and _flat_list_type(table.schema.field(email_column).type):
-        row_index, country, done["EMAIL"] = _explode_emails(table, email_column, country, settings)
+        row_index, country, done["EMAIL"] = _explode_emails(table, email_column, countries(), settings)
         table = table.take(row_index)
+        countries = _Once(lambda: country)
 
     def run(task: tuple[str, int, int]) -> tuple[str, _KeyColumn]:
         key, start, stop = task
         values = table.column(mapping[key]).slice(start, stop - start).combine_chunks()
         spec = key_spec(key)
         derived = spec.derived_from is not None and mapping[key] == mapping.get(spec.derived_from)
-        return key, _key_column(spec, values, country.slice(start, stop - start), settings, derived)
+        country = countries().slice(start, stop - start) if spec.uses_country else None
+        began = time.perf_counter()
+        column = _key_column(spec, values, country, settings, derived)
+        _SECONDS_PER_ROW[key] = (time.perf_counter() - began) / max(stop - start, 1)
+        return key, column
 
     pending = [key for key in mapping if key not in done]
-    workers = threads or min(len(pending), 2 * (os.cpu_count() or 1)) or 1
+    workers = threads or min(len(pending), os.cpu_count() or 1) or 1
     tasks = _tasks(pending, table.num_rows, workers)
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -390,7 +481,11 @@ def match_table(
         done[key] = (
             pieces[0]
             if len(pieces) == 1
-            else _KeyColumn(pa.concat_arrays([p.sent for p in pieces]), pa.concat_arrays([p.reason for p in pieces]))
+            else _KeyColumn(
+                pa.concat_arrays([p.sent for p in pieces]),
+                pa.concat_arrays([p.reason for p in pieces]),
+                sum(p.scalar for p in pieces),
+            )
         )
 
     ordered = [spec.name for spec in KEYS if spec.name in done]
@@ -402,7 +497,9 @@ def match_table(
         empty[key] = pc.sum(pc.and_(pc.is_null(column.sent), pc.is_null(column.reason))).as_py() or 0
         counts = pc.value_counts(column.reason.drop_null()) if column.reason.null_count < len(column.reason) else []
         invalid[key] = dict(Counter({item["values"].as_py(): item["counts"].as_py() for item in counts}))
-    return MatchResult(out, {key: mapping[key] for key in ordered}, source_rows, empty, invalid)
+    scalar = {key: done[key].scalar for key in ordered}
+    reasons = {key: done[key].reason for key in ordered if invalid[key]}
+    return MatchResult(out, {key: mapping[key] for key in ordered}, source_rows, empty, invalid, scalar, reasons)
 
 
 __all__ = ["MatchResult", "match_table"]
