@@ -257,3 +257,12 @@ def test_postal_code_recomposes_after_spaces_and_dashes_go(value: str) -> None:
     once = normalize("ZIP", value, country="FR")
     assert once == normalize("ZIP", once, country="FR") == unicodedata.normalize("NFC", once)
     assert_agrees("ZIP", [value, value], [None, "FR"])
+
+
+@pytest.mark.parametrize("value", ["000000－", "94105－1234", "94105‐1234", "９４１０５"])
+def test_a_us_zip_with_any_dash_is_cut_as_a_second_pass_would_cut_it(value: str) -> None:
+    """Found by the idempotence property: a full-width dash kept a US ZIP out of the digits rule, so
+    the first pass kept six digits and the second cut them to five."""
+    once = normalize("ZIP", value, country="US")
+    assert once == normalize("ZIP", once, country="US")
+    assert_agrees("ZIP", [value, value, value], ["US", None, "FR"])

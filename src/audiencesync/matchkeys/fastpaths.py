@@ -201,9 +201,9 @@ def zip_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     settled = pl.repeat(False, staged.height, dtype=pl.Boolean, eager=True)
     us_rows = (country == "US").fill_null(False).arg_true()
     if len(us_rows):
-        text = compact.gather(us_rows)
-        shaped = text.str.contains(r"^[0-9-]+$").fill_null(False)
-        digits, rows = text.filter(shaped).str.replace_all("-", "", literal=True), us_rows.filter(shaped)
+        undashed = compact.gather(us_rows).str.replace_all(f"[{dash_class()}]", "")
+        shaped = undashed.str.contains(r"^[0-9]+$").fill_null(False)
+        digits, rows = undashed.filter(shaped), us_rows.filter(shaped)
         length = digits.str.len_bytes()
         five = pl.select(
             pl.when(pl.lit(length) >= 5)

@@ -29,7 +29,7 @@ _NOT_LETTER_OR_DIGIT = re.compile(r"[^a-z0-9 ]+")
 _SPACES = re.compile(r" +")
 _NOT_A_TO_Z = re.compile(r"[^a-z]+")
 _WHITESPACE = re.compile(r"\s+")
-_DIGITS_AND_DASHES = re.compile(r"[0-9-]+")
+_DIGITS = re.compile(r"[0-9]+")
 _ZIP_PLUS_4 = re.compile(r"[0-9]{5}-[0-9]{4}")
 
 
@@ -121,6 +121,10 @@ def state(text: str, ctx: Context) -> str:
     return letters
 
 
+def _drop_dashes(text: str) -> str:
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Pd")
+
+
 def postal_code(text: str, ctx: Context) -> str:
     """US: the five-digit ZIP (ZIP+4 cut, lost leading zeros restored). Elsewhere the whole code.
 
@@ -128,15 +132,15 @@ def postal_code(text: str, ctx: Context) -> str:
     Swiss or Australian, so it is not padded.
     """
     compact = _WHITESPACE.sub("", drop_float_suffix(text))
-    if ctx.country == "US" and _DIGITS_AND_DASHES.fullmatch(compact):
-        digits = compact.replace("-", "")
+    digits = _drop_dashes(compact)  # any dash (a full-width one too), or a second pass would read it anew
+    if ctx.country == "US" and _DIGITS.fullmatch(digits):
         if len(digits) >= 5:
             return digits[:5]
         if len(digits) >= 3:
             return digits.zfill(5)
     elif ctx.country is None and _ZIP_PLUS_4.fullmatch(compact):
         return compact[:5]
-    kept = "".join(ch for ch in compact.lower() if unicodedata.category(ch) != "Pd")
+    kept = _drop_dashes(compact.lower())
     generic = unicodedata.normalize("NFC", kept)  # taking out spaces and dashes can bring marks to new letters
     if not generic:
         raise Invalid(NOTHING_LEFT)
