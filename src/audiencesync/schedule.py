@@ -23,6 +23,10 @@ from audiencesync.report import RunReport
 log = logging.getLogger(__name__)
 
 RETRY_START_S = 30.0
+HEALTH_CHECK_S = 60.0
+"""How often the scheduler looks for Facebook audiences whose health read is due (`health.read_every`)."""
+HEALTH_WAIT_S = 5.0
+"""A health read is no one's urgent work: it gives the state file up to a busier door and comes back."""
 SCHEDULER_WAIT_S = 120.0
 """How long a scheduled sync waits for the state file before it counts as a conflict."""
 
@@ -81,6 +85,8 @@ class Scheduler:
         self.last: dict[str, float] = {}
         self.state: dict[str, AudienceRuns] = {a.key: AudienceRuns() for a in config.audiences if a.schedule}
         self._stop = threading.Event()
+        self._health_next = 0.0
+        self.health_reads = 0
 
     @property
     def audiences(self) -> list[str]:
@@ -93,6 +99,32 @@ class Scheduler:
         retry = {k for k, r in self.state.items() if r.consecutive_failures and r.retry_at <= now}
         for key in sorted(due | retry):
             self._run_one(key, self.state[key])
+        if now >= self._health_next:
+            self._health_next = now + HEALTH_CHECK_S
+            self.read_health()
+
+    def read_health(self) -> int:
+        """Read back every managed audience whose last read is older than `health.read_every`, even
+        when no sync of it is due: Facebook's side changes with nobody touching ours. Kept as history
+        (and seen by the alerts). Never raises; how many were read."""
+        from audiencesync.load.graph import GraphClient
+        from audiencesync.pipeline import due_for_read, read_health_due
+        from audiencesync.state.lease import StateBusy, lease
+
+        try:
+            with lease(self.config.state, door="scheduler (health)", wait_s=min(self.wait_s, HEALTH_WAIT_S)) as store:
+                if not due_for_read(self.config, store):
+                    return 0
+                with GraphClient(self.config.meta) as client:
+                    read = read_health_due(self.config, store, client)
+        except StateBusy:
+            log.info("the scheduled health read waits: the state file is in use; tried again in %.0fs", HEALTH_CHECK_S)
+            return 0
+        except Exception:  # like a sync, a failed read must not stop the scheduler
+            log.exception("the scheduled health read failed; it is tried again in %.0fs", HEALTH_CHECK_S)
+            return 0
+        self.health_reads += read
+        return read
 
     def run_now(self, key: str) -> None:
         self._run_one(key, self.state[key])

@@ -28,10 +28,13 @@ def test_version_table() -> None:
     t = versions._ts
     assert versions.is_available("v25.0", t("2026-11-23"))
     assert not versions.is_available("v19.0", t("2026-11-23"))
-    assert not versions.is_available("v24.0", t("2026-10-07"))  # Marketing API expiry
-    assert versions.is_available("v24.0", t("2026-10-07"), marketing=False)  # Graph/CAPI date
+    assert versions.is_available("v24.0", t("2026-11-09"))
+    assert not versions.is_available("v24.0", t("2026-11-10"))  # Marketing API expiry
+    assert versions.is_available("v24.0", t("2026-11-10"), marketing=False)  # Graph/CAPI date
+    assert not versions.is_available("v25.0", t("2027-02-23"))
     assert versions.is_available("v26.0", t("2030-01-01"))  # no end date yet
-    assert not versions.is_available("v27.0", t("2026-01-01"))
+    assert versions.is_available("v27.0", t("2026-01-01"))  # released later than the clock: accepted
+    assert not versions.is_available("v99.0", t("2026-01-01"))
 
 
 def test_envelope_shape() -> None:

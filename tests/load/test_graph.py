@@ -147,7 +147,7 @@ def test_no_log_line_carries_the_token_or_the_appsecret_proof(caplog):
         client.get_node(fb, ["id"])
         client.close()
     lines = [record.getMessage() for record in caplog.records] + [caplog.text]
-    requests = [line for line in lines if line.startswith("HTTP Request: GET") and "/v25.0/" in line]
+    requests = [line for line in lines if line.startswith("HTTP Request: GET") and "/v26.0/" in line]
     assert len(requests) >= 3 and all("appsecret_proof=[redacted]" in line for line in requests)
     assert any(record.name.startswith("httpcore") for record in caplog.records)
     assert not [line for line in lines if proof in line or token in line]

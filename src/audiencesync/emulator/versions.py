@@ -1,40 +1,34 @@
 """Which Graph/Marketing API versions the emulator serves, and until when.
 
 Why: Marketing API endpoints do not auto-upgrade an expired version; they fail
-with 2635 (spec §1, §4). The table below is spec §4's; "expired" is decided
+with 2635 (spec §1, §4). The table is spec §4's, kept once in `settings/versions.py`; "expired" is decided
 with the emulator's injectable clock so tests can age a version out.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-LATEST = "v26.0"
+from audiencesync.settings.versions import VERSIONS
+
+LATEST = max(VERSIONS, key=lambda v: VERSIONS[v].released)
 DEFAULT = "v25.0"  # what PYSDK pins; used for unversioned calls
 
 
-def _ts(day: str) -> float:
-    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+def _ts(day: date | str | None) -> float | None:
+    if isinstance(day, str):
+        day = date.fromisoformat(day)
+    return None if day is None else datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
-# version -> (released, Graph available until or None for "TBD")
+# version -> (released, Graph available until or None for "TBD"): the client's table (spec §4).
 GRAPH_VERSIONS: dict[str, tuple[float, float | None]] = {
-    "v19.0": (_ts("2024-01-23"), _ts("2026-05-21")),
-    "v20.0": (_ts("2024-05-21"), _ts("2026-09-24")),
-    "v21.0": (_ts("2024-10-02"), _ts("2027-01-21")),
-    "v22.0": (_ts("2025-01-21"), _ts("2027-05-20")),
-    "v23.0": (_ts("2025-05-29"), _ts("2027-10-08")),
-    "v24.0": (_ts("2025-10-08"), _ts("2028-02-18")),
-    "v25.0": (_ts("2026-02-18"), _ts("2028-07-29")),
-    "v26.0": (_ts("2026-07-29"), None),
+    name: (_ts(v.released) or 0.0, _ts(v.graph_until)) for name, v in VERSIONS.items()
 }
 
-# Marketing API versions that expire before their Graph date (spec §4, GRAPHDOC changelog).
-MARKETING_EXPIRY: dict[str, float] = {
-    "v23.0": _ts("2026-06-09"),
-    "v24.0": _ts("2026-10-06"),
-}
+# Marketing API versions that expire before their Graph date (spec §4).
+MARKETING_EXPIRY: dict[str, float] = {n: t for n, v in VERSIONS.items() if (t := _ts(v.marketing_until)) is not None}
 
 VERSION_RE = re.compile(r"v\d+\.\d+")
 

@@ -335,7 +335,9 @@ class GraphClient:
     def send_events(self, dataset_id: str, events: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         if len(events) > MAX_EVENTS_PER_REQUEST:
             raise ValueError(f"a request holds at most {MAX_EVENTS_PER_REQUEST} events, got {len(events)}")
-        return self.call("POST", f"/{dataset_id}/events", {"data": events, **{k: v for k, v in extra.items() if v}})
+        # The Conversions API is versioned apart (`meta.capi_version`): an absolute URL overrides the base.
+        url = f"{self.settings.graph_url}/{self.settings.conversions_version}/{dataset_id}/events"
+        return self.call("POST", url, {"data": events, **{k: v for k, v in extra.items() if v}})
 
 
 def _int(v: Any) -> int | None:

@@ -31,6 +31,8 @@ LOW_MATCH_RATE = 0.2
 """Below this share of the members we hold, Facebook reports 411 (low match rate) too."""
 
 DELETED_SUBCODE = 1487366
+FLAGGED_WRITE_SUBCODE = 1713230
+"""A write refused because the audience is flagged (operation_status 471), found mid-run."""
 UNSHARED_SUBCODE = 1487301
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -34,6 +35,8 @@ class FacebookReport:
     operation_status: int | None = None
     delivery_status: int | None = None
     health_warning: str | None = None
+    members_before: int | None = None
+    """Dry run: the rows this Facebook audience holds before the run (`members` is after it)."""
 
 
 @dataclass
@@ -58,6 +61,8 @@ class AudienceReport:
     facebook: list[FacebookReport] = field(default_factory=list)
     duration_s: float = 0.0
     error: str | None = None
+    rejected_rows: int = 0
+    """Rejected values kept in the state for `audiencesync rejects` (member, key, reason)."""
 
 
 @dataclass
@@ -72,12 +77,48 @@ class RunReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def dry_run(self) -> list[DryRunLine]:
+        """The plan per Facebook audience, as Census's dry run reports it."""
+        return [
+            DryRunLine(
+                audience=a.name,
+                facebook_audience=f.name,
+                fb_id=f.fb_id,
+                members_before=f.members_before or 0,
+                members_after=f.members,
+                adds=f.adds,
+                removes=f.removes,
+                invalid=f.rows_without_key,
+                invalid_values=sum(sum(r.values()) for r in a.invalid.values()),
+                status=a.status,
+            )
+            for a in self.audiences
+            for f in a.facebook
+        ]
+
+
+@dataclass(frozen=True)
+class DryRunLine:
+    """One Facebook audience in a dry run. `invalid`: members the plan cannot send to it (no valid
+    key for it); `invalid_values`: the configured audience's rejected values, all keys together."""
+
+    audience: str
+    facebook_audience: str
+    fb_id: str | None
+    members_before: int
+    members_after: int
+    adds: int
+    removes: int
+    invalid: int
+    invalid_values: int
+    status: str
+
 
 def render(report: RunReport, console: Console | None = None) -> None:
     console = console or Console()
     for a in report.audiences:
         title = (
-            f"{a.name} [{a.status}]"
+            escape(f"{a.name} [{a.status}]")
             + (" (dry run)" if a.dry_run else "")
             + (" (full refresh)" if a.full_refresh else "")
         )
@@ -104,6 +145,9 @@ def render(report: RunReport, console: Console | None = None) -> None:
                     ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])),
                 )
             console.print(keys)
+        if a.dry_run:
+            _render_dry_run(a, console)
+            continue
         fb = Table(
             "Facebook audience",
             "id",
@@ -136,6 +180,28 @@ def render(report: RunReport, console: Console | None = None) -> None:
         for f in a.facebook:
             if f.message:
                 console.print(f"  {f.name}: {f.message}")
+
+
+def _render_dry_run(a: AudienceReport, console: Console) -> None:
+    """A dry run's plan, per Facebook audience: nothing was sent."""
+    plan = Table(
+        "Facebook audience", "id", "members before", "adds", "removes", "members after", "invalid", box=None
+    )
+    for f in a.facebook:
+        plan.add_row(
+            f.name,
+            f.fb_id or "(new)",
+            f"{f.members_before or 0:,}",
+            f"{f.adds:,}",
+            f"{f.removes:,}",
+            f"{f.members:,}",
+            f"{f.rows_without_key:,}",
+        )
+    console.print(plan)
+    console.print("  dry run: nothing was sent; invalid = members without a valid key for that Facebook audience")
+    for f in a.facebook:
+        if f.message:
+            console.print(f"  {f.name}: {f.message}")
 
 
 def size_range(lower: int | None, upper: int | None) -> str:

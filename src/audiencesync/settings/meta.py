@@ -7,6 +7,7 @@ import re
 from pydantic import Field, field_validator
 
 from audiencesync.settings.common import Section
+from audiencesync.settings.versions import DEFAULT_API_VERSION
 
 
 class RetrySettings(Section):
@@ -20,7 +21,11 @@ class RetrySettings(Section):
 
 class MetaSettings(Section):
     graph_url: str = "https://graph.facebook.com"
-    api_version: str = "v25.0"
+    api_version: str = DEFAULT_API_VERSION
+    """The Marketing API version (Custom Audiences): Meta expires these sooner than the Graph's."""
+    capi_version: str | None = None
+    """The Conversions API version; None: the same as `api_version`. Set apart because CAPI versions
+    are served for the Graph API's longer support (`settings/versions.py`)."""
     access_token: str = Field(repr=False)
     app_secret: str | None = Field(None, repr=False)
     app_id: str | None = None
@@ -28,12 +33,16 @@ class MetaSettings(Section):
     max_in_flight: int = Field(4, ge=1, le=64)
     retry: RetrySettings = RetrySettings()
 
-    @field_validator("api_version")
+    @field_validator("api_version", "capi_version")
     @classmethod
-    def _version(cls, v: str) -> str:
-        if not re.fullmatch(r"v\d+\.\d+", v):
-            raise ValueError("must look like v25.0")
+    def _version(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"v\d+\.\d+", v):
+            raise ValueError(f"must look like {DEFAULT_API_VERSION}")
         return v
+
+    @property
+    def conversions_version(self) -> str:
+        return self.capi_version or self.api_version
 
     @field_validator("graph_url")
     @classmethod
