@@ -188,3 +188,21 @@ def test_mparticle_files_in_every_layout(tmp_path: Path, layout: str) -> None:
     assert rows == list(range(1, expected + 1))
     assert src.total() == expected
     assert cols["order_id"][0] == "T-1"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("1700000000,purchase,O1,a@b.io\n1700000000,purchase,O2,b@b.io,x\n", "line 3: 5 values where the header has 4"),
+        ('1700000000,purchase,"O1,a@b.io\n1700000000,purchase,O2,b@b.io\n', "line 2: a quoted value is never closed"),
+    ],
+)
+def test_csv_reads_are_strict_and_name_the_line(tmp_path: Path, body: str, message: str) -> None:
+    """A ragged row or a broken quote stops the read (as `extract/csv_guard.py` does for audiences),
+    for a file and for a query over it: no sniffer silently reads a different table."""
+    path = tmp_path / "sales.csv"
+    path.write_text("event_time,product_action,order_id,email\n" + body)
+    for src in (Source(path), Source(path, query="select * from events")):
+        with pytest.raises(ReadError, match=message) as e:
+            list(src.chunks())
+        assert "b@b.io" not in str(e.value) and "a@b.io" not in str(e.value)

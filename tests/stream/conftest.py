@@ -45,7 +45,12 @@ class StreamProject:
         self.emu = emu
         self.path = root / "audiencesync.yml"
 
-    def write(self, serve: dict[str, Any] | None = None, audiences: list[dict[str, Any]] | None = None) -> Path:
+    def write(
+        self,
+        serve: dict[str, Any] | None = None,
+        audiences: list[dict[str, Any]] | None = None,
+        conversions: dict[str, Any] | None = None,
+    ) -> Path:
         doc = {
             "meta": {
                 "graph_url": self.emu.url,
@@ -64,6 +69,8 @@ class StreamProject:
             },
             "audiences": audiences if audiences is not None else [stream_audience()],
         }
+        if conversions is not None:
+            doc["conversions"] = conversions
         self.path.write_text(yaml.safe_dump(doc))
         return self.path
 
@@ -71,8 +78,13 @@ class StreamProject:
     def env(self) -> dict[str, str]:
         return {"META_ACCESS_TOKEN": self.emu.token, "AUDIENCESYNC_WRITE_KEY": WRITE_KEY}
 
-    def config(self, serve: dict[str, Any] | None = None, audiences: list[dict[str, Any]] | None = None) -> Config:
-        return load_config(self.write(serve, audiences), env=self.env)
+    def config(
+        self,
+        serve: dict[str, Any] | None = None,
+        audiences: list[dict[str, Any]] | None = None,
+        conversions: dict[str, Any] | None = None,
+    ) -> Config:
+        return load_config(self.write(serve, audiences, conversions), env=self.env)
 
 
 @pytest.fixture
@@ -87,8 +99,12 @@ def server_for(project: StreamProject) -> Iterator[Callable[..., Any]]:
 
     started: list[StreamServer] = []
 
-    def start(serve: dict[str, Any] | None = None, audiences: list[dict[str, Any]] | None = None) -> StreamServer:
-        srv = StreamServer(project.config(serve, audiences)).start()
+    def start(
+        serve: dict[str, Any] | None = None,
+        audiences: list[dict[str, Any]] | None = None,
+        conversions: dict[str, Any] | None = None,
+    ) -> StreamServer:
+        srv = StreamServer(project.config(serve, audiences, conversions)).start()
         started.append(srv)
         return srv
 

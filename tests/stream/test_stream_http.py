@@ -169,10 +169,13 @@ def test_mparticle_endpoints_and_commerce_report(client):
     }
     r = client.post("/v2/events", json=batch)
     assert r.status_code == 200
-    assert r.json()["accepted"] == 1 and r.json()["commerce_events"]["forwarded"] == 0
+    assert r.json()["accepted"] == 1 and r.json()["commerce_events"]["queued"] == 0
+    assert r.json()["commerce_events"]["skipped_by_reason"] == {"commerce_not_forwarded": 1}
     assert client.post("/v2/bulkevents", json=[batch, batch]).status_code == 200
     assert depth(client) == 3
-    assert "commerce_events_not_forwarded_total 3" in client.get("/metrics").text
+    metrics = client.get("/metrics").text
+    assert "commerce_events_received_total 3" in metrics
+    assert 'commerce_events_skipped_total{reason="commerce_not_forwarded"} 3' in metrics
 
 
 def test_firehose_answers_with_a_membership_change_response(client):

@@ -168,7 +168,8 @@ def test_raw_values_never_reach_a_change():
         (engage_identify() | {"context": personas(key="nope")}, "identify", "unconfigured_audience"),
         ({"userId": "u", "traits": {"email": "a@b.co"}}, "identify", "no_membership"),
         ({"type": "page", "userId": "u"}, "batch", "not_a_membership_call"),
-        ({"userId": "u", "event": "Order Completed", "properties": {"total": 3}}, "track", "no_membership"),
+        ({"userId": "u", "event": "Signed Up", "properties": {"plan": "pro"}}, "track", "no_membership"),
+        ({"userId": "u", "event": "Order Completed", "properties": {"total": 3}}, "track", "commerce_not_forwarded"),
     ],
 )
 def test_calls_without_a_membership_are_skipped_by_reason(call, kind, reason):
@@ -274,7 +275,8 @@ def test_mparticle_bulk_list_of_batches():
 
 def test_mparticle_commerce_events_are_counted_not_forwarded():
     parsed = parser().mparticle(mparticle_batch(None, events=[commerce_event(), commerce_event()]))
-    assert parsed.changes == [] and parsed.commerce_events == 2
+    assert parsed.changes == [] and parsed.commerce_events == 2 and parsed.commerce == []
+    assert parsed.skipped == {"commerce_not_forwarded": 1}
     both = parser().mparticle(mparticle_batch(True, events=[commerce_event()]))
     assert len(both.changes) == 1 and both.commerce_events == 1
 

@@ -78,7 +78,7 @@ def test_track_flag_placements(call, member):
 
 
 def test_track_context_traits_are_profile_traits_not_a_membership():
-    call = {"userId": "u", "event": "Order Completed", "context": {"traits": {KEY: True}}}
+    call = {"userId": "u", "event": "Signed Up", "context": {"traits": {KEY: True}}}
     assert parser().segment(call, "track").skipped == {"no_membership": 1}
 
 

@@ -16,6 +16,8 @@ _EXPORTS = {
     "ConversionsSettings": "audiencesync.conversions.settings",
     "conversions_settings": "audiencesync.conversions.settings",
     "Source": "audiencesync.conversions.read",
+    "PreparedSource": "audiencesync.conversions.queued",
+    "build_events": "audiencesync.conversions.build",
     "send": "audiencesync.conversions.run",
 }
 

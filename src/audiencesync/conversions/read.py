@@ -21,7 +21,8 @@ from typing import Any
 import duckdb
 import orjson
 
-from audiencesync.extract.mparticle import RESERVED_ATTRIBUTES
+from audiencesync.extract import mparticle
+from audiencesync.extract.csv_guard import CsvCheckError, guard_csv_reads
 
 CHUNK_ROWS = 50_000
 """Rows per chunk: large enough for the vectorized match keys, small enough to bound memory."""
@@ -30,8 +31,6 @@ TABULAR = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", "
 JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
 DATABASE_SUFFIXES = {".duckdb", ".db", ".ddb"}
 
-
-MPARTICLE_DEVICE_IDS = {"ios_advertising_id": "idfa", "android_advertising_id": "gaid"}
 
 
 class ReadError(RuntimeError):
@@ -88,8 +87,9 @@ class Source:
             yield from _json_chunks(self.path, self.chunk_rows)  # type: ignore[arg-type]
             return
         with self._connection() as con:
+            sql = _strict(con, self._select(), self.name) if self.kind == "csv" else self._select()
             try:
-                reader = con.sql(self._select()).to_arrow_reader(self.chunk_rows)
+                reader = con.sql(sql).to_arrow_reader(self.chunk_rows)
             except duckdb.Error as e:
                 raise ReadError(f"{self.name}: {_masked(e)}") from None
             first = 1
@@ -110,8 +110,9 @@ class Source:
             return _json_total(self.path)  # type: ignore[arg-type]
         with self._connection() as con:
             try:
-                rows = con.execute(f"SELECT count(*) FROM ({self._select()})").fetchall()
-            except duckdb.Error:
+                sql = _strict(con, self._select(), self.name) if self.kind == "csv" else self._select()
+                rows = con.execute(f"SELECT count(*) FROM ({sql})").fetchall()
+            except (ReadError, duckdb.Error):
                 return None
             return int(rows[0][0]) if rows else None
 
@@ -148,7 +149,7 @@ class _Connection:
                 if inner.kind == "json":
                     self.con.execute(f"CREATE VIEW events AS SELECT * FROM read_json_auto({_lit(s.path)})")
                 else:
-                    self.con.execute(f"CREATE VIEW events AS {inner._select()}")
+                    self.con.execute(f"CREATE VIEW events AS {_strict(self.con, inner._select(), s.name)}")
         except duckdb.Error as e:
             self.con.close()
             raise ReadError(f"{s.name}: {_masked(e)}") from None
@@ -224,7 +225,7 @@ def _columns(rows: list[int], records: list[dict[str, Any]]) -> Chunk:
 
 
 def is_mparticle_batch(record: Any) -> bool:
-    return isinstance(record, dict) and isinstance(record.get("events"), list)
+    return mparticle.is_batch(record)
 
 
 def _events_of(record: Any) -> list[dict[str, Any]]:
@@ -236,56 +237,31 @@ def _events_of(record: Any) -> list[dict[str, Any]]:
 
 
 def flatten_mparticle_batch(batch: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per event of an mParticle batch, with the batch's identities and attributes on each.
+    """One row per event of an mParticle batch, with the batch's identities and attributes on each
+    (read by `extract/mparticle.py`, the module the stream door reads batches with too).
 
     mParticle's Facebook Offline Conversions forwarded commerce events from an unbound custom feed;
     every other event type is kept as a row without a product action, so it is counted as skipped.
     """
-    person: dict[str, Any] = {}
-    identities = batch.get("user_identities") or {}
-    if isinstance(identities, dict):
-        for name, value in identities.items():
-            person[str(name)] = value
-        if identities.get("mobile_number") is not None:
-            person["phone"] = identities["mobile_number"]
-    attributes = batch.get("user_attributes") or {}
-    if isinstance(attributes, dict):
-        lowered = {str(k).lower(): v for k, v in attributes.items()}
-        for attr, column in RESERVED_ATTRIBUTES.items():
-            if lowered.get(attr) is not None and person.get(column) is None:
-                person[column] = lowered[attr]
-    device = batch.get("device_info") or {}
-    if isinstance(device, dict):
-        for attr, column in MPARTICLE_DEVICE_IDS.items():
-            if device.get(attr):
-                person[column] = device[attr]
-    out = []
-    for event in batch.get("events") or []:
-        out.append({**person, **_flatten_event(event)})
-    return out
-
-
-def _flatten_event(event: Any) -> dict[str, Any]:
-    if not isinstance(event, dict):
-        return {"event_type": "invalid"}
-    data = event.get("data") or {}
-    if not isinstance(data, dict):
-        data = {}
-    row: dict[str, Any] = {"event_type": event.get("event_type")}
-    ms = data.get("timestamp_unixtime_ms")
-    row["event_time"] = ms / 1000 if isinstance(ms, int | float) and not isinstance(ms, bool) else ms
-    row["currency"] = data.get("currency_code")
-    row["custom_attributes"] = data.get("custom_attributes")
-    action = data.get("product_action")
-    if isinstance(action, dict):
-        row["product_action"] = action.get("action")
-        row["order_id"] = action.get("transaction_id")
-        row["value"] = action.get("total_amount")
-        row["products"] = action.get("products")
-    return row
+    return mparticle.flatten_batch(batch)
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _strict(con: duckdb.DuckDBPyConnection, sql: str, name: str) -> str:
+    """The CSV file given as FILE checked first and its read pinned to the checked dialect
+    (`extract/csv_guard.py`, as for audience sources): a ragged row or a broken quote stops the run
+    naming the file and line, instead of a sniffer silently reading a different table. (CSV reads a
+    user writes inside `--query` are left as written.)"""
+    cursor = con.cursor()  # the guard's own statements must not leave a result open on `con`
+    try:
+        return guard_csv_reads(cursor, sql).query
+    except CsvCheckError as e:
+        message = str(e).split(" Nothing was read", 1)[0]  # its advice (`bad_rows: skip`) is the audience source's
+        raise ReadError(message if name in message else f"{name}: {message}") from None
+    finally:
+        cursor.close()
 
 
 def _lit(path: Path | None) -> str:

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from audiencesync.config import Config
+from audiencesync.conversions.build import EventBuilder, Head
 from audiencesync.conversions.deliver import BatchOutcome, ConversionState, Sender, batches, interrupt_stale_runs
-from audiencesync.conversions.mapping import EventMapper, Reject, Skip, event_id, order_event_id, order_id
+from audiencesync.conversions.queued import PreparedSource
 from audiencesync.conversions.read import Chunk, Source
 from audiencesync.conversions.report import ConversionReport, RejectsFile
-from audiencesync.conversions.settings import ConversionsSettings, action_key, conversions_settings
-from audiencesync.conversions.userdata import build_user_data
+from audiencesync.conversions.settings import ConversionsSettings, conversions_settings
 from audiencesync.conversions.validate import check
 from audiencesync.load.graph import GraphClient
 from audiencesync.state.lease import DEFAULT_WAIT_S, lease
@@ -51,7 +51,7 @@ class Interrupted(KeyboardInterrupt):
 
 def send(
     config: Config,
-    source: Source,
+    source: Source | PreparedSource,
     *,
     settings: ConversionsSettings | None = None,
     dry_run: bool = False,
@@ -61,8 +61,13 @@ def send(
     on_ack: Callable[[int], None] | None = None,
     wait_s: float = DEFAULT_WAIT_S,
     on_wait: Callable[[str], None] | None = None,
+    door: str = "conversions send",
 ) -> ConversionReport:
     """Forward the source's commerce events to the configured dataset; return what happened.
+
+    The source is a file or query (`Source`: rows, built into events here) or events built earlier
+    by the same code (`PreparedSource`: the commerce events `serve` queued); both go through the
+    same ledger, validation, batching and delivery.
 
     The state file is leased for the run (`state/lease.py`): while `serve` or a sync holds it, the
     run waits up to `wait_s`, then raises `StateBusy`.
@@ -89,7 +94,7 @@ def send(
     try:
         with (
             _ctrl_c_stops(stop),
-            lease(config.state, door="conversions send", wait_s=wait_s, on_wait=on_wait) as store,
+            lease(config.state, door=door, wait_s=wait_s, on_wait=on_wait) as store,
             _fewer_collections(),
         ):
             state = ConversionState(store, settings.dataset_key())
@@ -209,13 +214,25 @@ class _Run:
         self.on_ack = on_ack
         self.run_id = run_id
         self.stop = stop
-        self.mapper = EventMapper(settings)
+        self.builder = EventBuilder(settings, report, rejects, clock)
         self.window_days = settings.window_days
         self.rows_of: dict[str, int] = {}
         self.sending = False
         self.pending: set[Future[BatchOutcome]] = set()
+        self.settled: set[str] | None = None
+        """For a `PreparedSource`: the ids that need no more sending (acknowledged, known, refused)."""
 
-    def all(self, source: Source, sender: Sender | None, max_in_flight: int) -> None:
+    def _ready(self, source: Source | PreparedSource) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """(input size, events to send) per chunk of the source, whichever door it comes from."""
+        if isinstance(source, PreparedSource):
+            self.settled = source.settled
+            for items in source.batches():
+                yield len(items), self.prepare_built(items)
+            return
+        for chunk in source.chunks():
+            yield len(chunk), self.prepare(chunk)
+
+    def all(self, source: Source | PreparedSource, sender: Sender | None, max_in_flight: int) -> None:
         """Raises KeyboardInterrupt when a Ctrl-C stopped it, after recording what was acknowledged."""
         if sender is None:
             self._dry(source)
@@ -224,23 +241,23 @@ class _Run:
         if self.stop.requested:
             raise KeyboardInterrupt
 
-    def _dry(self, source: Source) -> None:
-        for chunk in source.chunks():
+    def _dry(self, source: Source | PreparedSource) -> None:
+        for size, events in self._ready(source):
             if self.stop.requested:
                 return
-            self.report.sent += len(self.prepare(chunk))
-            self._advance(len(chunk))
+            self.report.sent += len(events)
+            self._advance(size)
         self.report.status = "dry-run"
 
-    def _send(self, source: Source, sender: Sender, max_in_flight: int) -> None:
+    def _send(self, source: Source | PreparedSource, sender: Sender, max_in_flight: int) -> None:
         report = self.report
         self.sending = True
         pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="capi")
         try:
-            for chunk in source.chunks():
+            for size, events in self._ready(source):
                 if self._stopping():
                     break
-                for batch in batches(self.prepare(chunk), self.settings.batch_size):
+                for batch in batches(events, self.settings.batch_size):
                     while len(self.pending) >= max_in_flight * 2:
                         self._collect()
                     if self._stopping():
@@ -248,7 +265,7 @@ class _Run:
                     self.pending.add(pool.submit(sender.send, batch))
                 if self._stopping():
                     break
-                self._advance(len(chunk))
+                self._advance(size)
             while self.pending and not self.stop.requested:  # after Ctrl-C: cancel what has not started
                 self._collect()
         finally:
@@ -298,6 +315,9 @@ class _Run:
             self.rejects.write(self.rows_of.get(event["event_id"], ""), reason, event)
         for ev in out.acked:
             self.rows_of.pop(ev["event_id"], None)
+        if self.settled is not None:
+            self.settled.update(ev["event_id"] for ev in out.acked)
+            self.settled.update(ev["event_id"] for ev, _ in out.refused)
         if out.error is not None and report.error is None:
             report.error = out.error.explain()
         if notify and out.acked and self.on_ack is not None:
@@ -308,32 +328,37 @@ class _Run:
     def prepare(self, chunk: Chunk) -> list[dict[str, Any]]:
         """The chunk's events to send: mapped, hashed, valid, and neither sent before nor repeated."""
         self.report.read += len(chunk)
-        heads = self._heads(chunk)
-        heads = self._drop_known(heads)
+        heads = self._drop_known(self.builder.heads(chunk))
         if not heads:
             return []
-        return self._build(chunk, heads)
+        candidates = self.builder.build(chunk, heads)
+        late = [eid for eid, (_, ev) in candidates.items() if "order_id" not in ev["custom_data"]]
+        return self._unsent(candidates, late)
 
-    def _heads(self, chunk: Chunk) -> list[_Head]:
+    def prepare_built(self, items: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Events built when they were accepted: checked again (time has passed since), then the ledger."""
         report = self.report
-        names = list(chunk.columns)
-        heads: list[_Head] = []
-        for i, (row_no, values) in enumerate(zip(chunk.rows, zip(*chunk.columns.values(), strict=True), strict=True)):
-            row = dict(zip(names, values, strict=True))
-            try:
-                name, when = self.mapper.head(row)
-            except Skip as s:
-                report.skip(s.reason)
-                continue
-            except Reject as r:
-                report.reject(r.reason)
-                self.rejects.write(row_no, r.reason, None, _action(row), row.get("order_id"))
-                continue
-            order = order_id(row)
-            heads.append(_Head(i, row_no, row, (name, when), order_event_id(name, when, order) if order else None))
-        return heads
+        report.read += len(items)
+        now = self.clock()
+        candidates: dict[str, tuple[int, dict[str, Any]]] = {}
+        for row_no, event in items:
+            eid = event["event_id"]
+            reason = check(event, now=now, window_days=self.window_days)
+            if reason is not None:
+                report.reject(reason)
+                self.rejects.write(row_no, reason, event)
+                self._settled([eid])
+            elif eid in candidates:
+                report.skip("duplicate_in_input")
+            else:
+                candidates[eid] = (row_no, event)
+        return self._unsent(candidates, list(candidates))
 
-    def _drop_known(self, heads: list[_Head]) -> list[_Head]:
+    def _settled(self, ids: list[str]) -> None:
+        if self.settled is not None:
+            self.settled.update(ids)
+
+    def _drop_known(self, heads: list[Head]) -> list[Head]:
         """An event with an order id has its id before any hashing: a re-run skips it right here."""
         acked, seen = self.state.known([h.early_id for h in heads if h.early_id])
         if not acked and not seen:
@@ -348,50 +373,15 @@ class _Run:
                 kept.append(h)
         return kept
 
-    def _build(self, chunk: Chunk, heads: list[_Head]) -> list[dict[str, Any]]:
+    def _unsent(self, candidates: dict[str, tuple[int, dict[str, Any]]], lookup: list[str]) -> list[dict[str, Any]]:
+        """Drop the candidates the ledger knows (of the ids in `lookup`) and mark the rest as taken."""
         report = self.report
-        now = self.clock()
-        built: list[tuple[_Head, dict[str, Any]]] = []
-        for h in heads:
-            try:
-                built.append((h, self.mapper.event(h.row, h.head)))
-            except Reject as r:
-                report.reject(r.reason)
-                self.rejects.write(h.row_no, r.reason, None, _action(h.row), h.row.get("order_id"))
-        if not built:
-            return []
-        positions = [h.index for h, _ in built]
-        cols = chunk.columns
-        if len(positions) < len(chunk):
-            cols = {k: [v[i] for i in positions] for k, v in cols.items()}
-        user = build_user_data(cols, len(positions), self.settings)
-        report.count_keys(user.found, user.invalid)
-        candidates: dict[str, tuple[int, dict[str, Any]]] = {}
-        for j, (h, event) in enumerate(built):
-            ud = user.rows[j]
-            if ud:
-                event["user_data"] = ud
-            reason = check(event, now=now, window_days=self.window_days)
-            if reason is not None:
-                report.reject(reason)
-                self.rejects.write(h.row_no, reason, event, _action(h.row))
-                continue
-            ldu = user.ldu[j]
-            if ldu:
-                event.update(ldu)
-                report.ldu += 1
-            eid = h.early_id or event_id(event)
-            event["event_id"] = eid
-            if eid in candidates:
-                report.skip("duplicate_in_input")
-                continue
-            candidates[eid] = (h.row_no, event)
-        late = [eid for eid, (_, ev) in candidates.items() if "order_id" not in ev["custom_data"]]
-        acked, seen = self.state.known(late)
+        acked, seen = self.state.known(lookup)
         out = []
         for eid, (row_no, event) in candidates.items():
             if eid in acked:
                 report.skip("already_sent")
+                self._settled([eid])
             elif eid in seen:
                 report.skip("duplicate_in_input")
             else:
@@ -400,19 +390,3 @@ class _Run:
                 out.append(event)
         self.state.take([e["event_id"] for e in out])
         return out
-
-
-@dataclass
-class _Head:
-    """A row that maps to an event: where it is, its name and time, and its id when it has an order id."""
-
-    index: int
-    row_no: int
-    row: dict[str, Any]
-    head: tuple[str, int]
-    early_id: str | None
-
-
-def _action(row: dict[str, Any]) -> str | None:
-    action = row.get("product_action")
-    return None if action is None else action_key(action)[:40]

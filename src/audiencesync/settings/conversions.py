@@ -68,6 +68,9 @@ class ConversionsSettings(Section):
     events: dict[str, str | None] = Field(default_factory=dict)
     batch_size: int = Field(MAX_BATCH, ge=1, le=MAX_BATCH)
     rejects: str | None = None
+    stream: bool = False
+    """Forward the commerce events that arrive at `serve` (mParticle commerce events, Segment
+    `Order Completed`-style tracks) to this dataset; off, `serve` counts and drops them."""
 
     @model_validator(mode="before")
     @classmethod

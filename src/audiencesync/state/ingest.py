@@ -7,15 +7,22 @@ fsynced before the caller hears 200. The flusher copies them into the state file
 its turn and deletes them from here only after their audience's sync succeeded.
 
 Hashed values only, as everywhere in the state.
+
+The same file holds `commerce_queue`: commerce events `serve` accepted for the Conversions API,
+already built (hashed `user_data`, `custom_data`, `event_id`) by the conversions door's own code.
+An event is deleted from it only after the conversions ledger recorded it as acknowledged (or as
+refused for good), so a crash anywhere re-delivers it with the same `event_id`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 
 BUSY_TIMEOUT_MS = 30_000
@@ -40,6 +47,10 @@ class IngestLog:
             f"audience_key TEXT NOT NULL, pk TEXT NOT NULL, member INTEGER NOT NULL, {values})"
         )
         con.execute("CREATE INDEX IF NOT EXISTS stream_queue_audience ON stream_queue (audience_key, seq)")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS commerce_queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "accepted_at REAL NOT NULL, event_id TEXT NOT NULL UNIQUE, event BLOB NOT NULL)"
+        )
 
     def _con(self) -> sqlite3.Connection:
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
@@ -111,3 +122,59 @@ class IngestLog:
         arrays = [pa.array([r[i] for r in rows], t) for i, t in enumerate(types) if i != 4]
         arrays.insert(4, pa.array([bool(r[4]) for r in rows], pa.bool_()))
         return pa.table(dict(zip(cols, arrays, strict=True)))
+
+    # -- commerce events for the Conversions API ----------------------------------------------
+
+    def append_commerce(self, events: Sequence[dict[str, object]]) -> int:
+        """Built events (each with its `event_id`), in one durable transaction; an id already
+        waiting is not queued twice (a client's retry). Returns how many were new."""
+        if not events:
+            return 0
+        at = time.time()
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            before = con.total_changes
+            con.executemany(
+                "INSERT OR IGNORE INTO commerce_queue (accepted_at, event_id, event) VALUES (?, ?, ?)",
+                [(at, e["event_id"], orjson.dumps(e)) for e in events],
+            )
+            added = con.total_changes - before
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        return added
+
+    def commerce_depth(self) -> tuple[int, float | None, int]:
+        """How many commerce events wait, when the oldest was accepted, and the highest seq."""
+        sql = "SELECT count(*), min(accepted_at), coalesce(max(seq), 0) FROM commerce_queue"
+        n, oldest, top = self._con().execute(sql).fetchone()
+        return int(n), oldest, int(top)
+
+    def read_commerce(self, after_seq: int, limit: int) -> list[tuple[int, dict[str, object]]]:
+        rows = (
+            self._con()
+            .execute("SELECT seq, event FROM commerce_queue WHERE seq > ? ORDER BY seq LIMIT ?", [after_seq, limit])
+            .fetchall()
+        )
+        return [(int(seq), orjson.loads(event)) for seq, event in rows]
+
+    def delete_commerce(self, event_ids: Iterable[str]) -> int:
+        """Remove delivered (or for-good refused) events; call only after the ledger recorded them."""
+        ids = list(event_ids)
+        if not ids:
+            return 0
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            n = 0
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                marks = ", ".join("?" for _ in part)
+                n += con.execute(f"DELETE FROM commerce_queue WHERE event_id IN ({marks})", part).rowcount
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        return n

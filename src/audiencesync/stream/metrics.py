@@ -23,7 +23,12 @@ class Metrics:
     rows_added: Counter[str] = field(default_factory=Counter)
     rows_removed: Counter[str] = field(default_factory=Counter)
     flushes: Counter[str] = field(default_factory=Counter)
-    commerce_not_forwarded: int = 0
+    skipped_calls: Counter[str] = field(default_factory=Counter)
+    commerce_received: int = 0
+    commerce_queued: int = 0
+    commerce_forwarded: int = 0
+    commerce_skipped: Counter[str] = field(default_factory=Counter)
+    commerce_rejected: Counter[str] = field(default_factory=Counter)
     last_flush_seconds: float = 0.0
     last_success: float | None = None
     audience_last_success: dict[str, float] = field(default_factory=dict)
@@ -37,8 +42,23 @@ class Metrics:
             getattr(self, counter)[label] += n
 
     def commerce(self, n: int) -> None:
+        """Commerce events received, forwarded or not."""
         with self._lock:
-            self.commerce_not_forwarded += n
+            self.commerce_received += n
+
+    def commerce_accepted(self, queued: int, skipped: dict[str, int], rejected: dict[str, int]) -> None:
+        """What accepting built: events queued, and those not queued, by reason."""
+        with self._lock:
+            self.commerce_queued += queued
+            self.commerce_skipped.update(skipped)
+            self.commerce_rejected.update(rejected)
+
+    def commerce_delivered(self, sent: int, skipped: dict[str, int], rejected: dict[str, int]) -> None:
+        """A delivery: events Facebook acknowledged, skipped (e.g. `already_sent`) and rejected, by reason."""
+        with self._lock:
+            self.commerce_forwarded += sent
+            self.commerce_skipped.update(skipped)
+            self.commerce_rejected.update(rejected)
 
     def flushed(self, seconds: float, ok: bool) -> None:
         with self._lock:
@@ -56,7 +76,7 @@ class Metrics:
             else:
                 self.audience_failures[key] += 1
 
-    def render(self, depth: int, oldest_age: float, depth_by_audience: dict[str, int]) -> str:
+    def render(self, depth: int, oldest_age: float, depth_by_audience: dict[str, int], commerce_depth: int = 0) -> str:
         with self._lock:
             lines: list[str] = []
             _family(lines, "queue_depth", "gauge", "Accepted changes not yet synced to Facebook.", {(): depth})
@@ -89,9 +109,25 @@ class Metrics:
             _family(lines, "flushes_total", "counter", "Flushes, by outcome.", _by("outcome", self.flushes))
             _family(lines, "last_flush_duration_seconds", "gauge", "How long the last flush took.",
                     {(): self.last_flush_seconds})  # fmt: skip
-            _family(lines, "commerce_events_not_forwarded_total", "counter",
-                    "mParticle commerce events accepted but not forwarded to the Conversions API.",
-                    {(): self.commerce_not_forwarded})  # fmt: skip
+            _family(lines, "skipped_calls_total", "counter",
+                    "Calls accepted without a membership or commerce event to use, by reason.",
+                    _by("reason", self.skipped_calls))  # fmt: skip
+            _family(lines, "commerce_events_received_total", "counter",
+                    "Commerce events received (mParticle commerce events, Segment e-commerce tracks).",
+                    {(): self.commerce_received})  # fmt: skip
+            _family(lines, "commerce_events_queued_total", "counter",
+                    "Commerce events built and queued durably for the Conversions API.",
+                    {(): self.commerce_queued})  # fmt: skip
+            _family(lines, "commerce_events_forwarded_total", "counter",
+                    "Commerce events the Conversions API acknowledged.", {(): self.commerce_forwarded})  # fmt: skip
+            _family(lines, "commerce_events_skipped_total", "counter",
+                    "Commerce events not forwarded on purpose, by reason (e.g. commerce_not_forwarded, action:refund).",
+                    _by("reason", self.commerce_skipped))  # fmt: skip
+            _family(lines, "commerce_events_rejected_total", "counter",
+                    "Commerce events refused as invalid, by reason (locally or by Facebook).",
+                    _by("reason", self.commerce_rejected))  # fmt: skip
+            _family(lines, "commerce_queue_depth", "gauge", "Commerce events queued, not yet acknowledged.",
+                    {(): commerce_depth})  # fmt: skip
             _family(lines, "audience_last_success_timestamp_seconds", "gauge",
                     "Unix time of each audience's last successful sync (stream or scheduled).",
                     {(("audience", k),): v for k, v in self.audience_last_success.items()})  # fmt: skip

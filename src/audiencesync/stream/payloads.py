@@ -7,8 +7,12 @@
 * mParticle: an Events API batch (`user_identities`, `user_attributes`, `deleted_user_attributes`,
   `device_info`, `events`) whose true/false user attribute names an audience (a deleted one is a
   leave), a bulk list of such batches, or a Firehose `audience_membership_change_request`
-  (`user_profiles[].audiences[].action` add/delete). Commerce events are counted and reported, not
-  forwarded (see `Parsed.commerce_events`).
+  (`user_profiles[].audiences[].action` add/delete). Batches are read by `extract/mparticle.py`, the
+  module the conversions door reads mParticle files with.
+* Commerce: mParticle `commerce_event`s and Segment e-commerce tracks (`Order Completed`, ...) become
+  rows of the conversions layout (`Parsed.commerce`, raw values, in memory only) when the
+  `conversions:` section has `stream: true`; `stream/commerce.py` builds, hashes and queues them.
+  Otherwise they are counted (`Parsed.commerce_events`) and skipped as `commerce_not_forwarded`.
 * Our own: `{"audience": key, "user_id": ..., "in": true|false, "traits": {...}}`, one or a list.
 
 Each call of a request is one of three things: *used* (it carries a membership of a configured
@@ -31,28 +35,15 @@ from typing import Any
 import orjson
 
 from audiencesync.config import AudienceSettings, snake_case
-from audiencesync.extract.mparticle import RESERVED_ATTRIBUTES
+from audiencesync.extract import mparticle as mp
+from audiencesync.stream.commerce import segment_commerce_row
 from audiencesync.stream.members import CallError, Change, Person, changes_for, keys_of_trait
 from audiencesync.stream.settings import ServeSettings
 
 MAX_PROBLEMS = 20
 
 
-MPARTICLE_IDENTITIES = {
-    "email": "email",
-    "mobilenumber": "phone",
-    "phonenumber2": "phone",
-    "phonenumber3": "phone",
-}
-"""mParticle user identity types (Events API keys and Firehose `type`s) that are match keys, by
-`mparticle_identity` spelling (`mobile_number`, `mobileNumber`, `MobileNumber` alike)."""
-
-MPARTICLE_CUSTOMER_IDS = {"customerid", "customer"}
-"""The customer id's spellings once folded: `customerid` (the Python, Java, Node and iOS SDKs'
-Events API key), `customer_id` (the JSON reference), `customerId`/`CustomerId` (the web and
-Android SDKs), and the Firehose `type` `customer`."""
-
-MPARTICLE_DEVICE_IDS = ("ios_advertising_id", "android_advertising_id", "google_advertising_id")
+MPARTICLE_DEVICE_IDS = tuple(name for name, _ in mp.ADVERTISING_IDS)
 HASHED_ENCODINGS = ("sha256", "sha-256", "sha_256")
 TRUE_WORDS = {"true": True, "false": False}
 SEGMENT_OTHER_TYPES = ("page", "screen", "group", "alias")
@@ -61,7 +52,7 @@ SEGMENT_OTHER_TYPES = ("page", "screen", "group", "alias")
 
 def mparticle_identity(name: str) -> str:
     """An mParticle identity name folded so every SDK's spelling of it is one string."""
-    return name.replace("_", "").replace("-", "").lower()
+    return mp.fold(name)
 
 
 class Skip(Exception):
@@ -81,8 +72,11 @@ class Parsed:
     changes: list[Change] = field(default_factory=list)
     invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
     commerce_events: int = 0
+    """Commerce events received (forwarded or not)."""
+    commerce: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    """Commerce events to forward, as rows of the conversions layout: raw values, never stored as such."""
     calls: int = 0
-    """Calls used: each made at least one change."""
+    """Calls used: each made at least one change or carried commerce events to forward."""
     skipped: Counter[str] = field(default_factory=Counter)
     """Calls that carry no membership, by reason."""
     refused: list[str] = field(default_factory=list)
@@ -109,9 +103,11 @@ class Parsed:
 class Parser:
     """Maps calls to the configured stream audiences, within the configured field limits."""
 
-    def __init__(self, audiences: Mapping[str, AudienceSettings], settings: ServeSettings):
+    def __init__(self, audiences: Mapping[str, AudienceSettings], settings: ServeSettings, *, commerce: bool = False):
         self.audiences = dict(audiences)
         self.settings = settings
+        self.commerce = commerce
+        """Whether commerce events are forwarded (`conversions.stream: true`) or counted and skipped."""
         self._countries = {k: a.default_country for k, a in self.audiences.items()}
 
     # -- entry points, one per endpoint family ---------------------------------------------------
@@ -182,8 +178,9 @@ class Parser:
             out.changes += got.changes
             out.invalid.update(got.invalid)
             out.commerce_events += got.commerce_events
+            out.commerce += got.commerce
             out.skipped.update(got.skipped)
-            if got.changes:
+            if got.changes or got.commerce:
                 out.calls += 1
             elif not got.skipped:
                 out.skipped["no_membership"] += 1
@@ -228,8 +225,25 @@ class Parser:
         device = context.get("device") if isinstance(context.get("device"), dict) else {}
         if device.get("advertisingId") and device.get("adTrackingEnabled") is not False:
             self._add_traits(person, {"madid": device["advertisingId"]}, "context.device")
-        memberships = self._segment_memberships(call, kind, bag, bag_name, context)
-        return self._changes(person, memberships)
+        row = segment_commerce_row(call, context) if kind == "track" else None
+        try:
+            memberships = self._segment_memberships(call, kind, bag, bag_name, context)
+        except Skip:
+            if row is None:
+                raise
+            return self._commerce_only([row], 1)
+        parsed = self._changes(person, memberships)
+        if row is not None:
+            parsed.commerce_events = 1
+            parsed.commerce = [row] if self.commerce else []
+        return parsed
+
+    def _commerce_only(self, rows: list[dict[str, Any]], n: int) -> Parsed:
+        """A call whose only content is commerce: used when forwarding is on, else skipped."""
+        parsed = Parsed(commerce=rows if self.commerce else [], commerce_events=n)
+        if not self.commerce:
+            parsed.skipped["commerce_not_forwarded"] += 1
+        return parsed
 
     def _segment_memberships(
         self, call: dict[str, Any], kind: str, bag: Mapping[str, Any], bag_name: str, context: Mapping[str, Any]
@@ -285,39 +299,37 @@ class Parser:
         events = batch.get("events") or []
         if not isinstance(events, list):
             raise CallError("events: must be a list")
-        environment = batch.get("environment", "production")
-        if not isinstance(environment, str) or environment.lower() not in self.settings.mparticle_environments:
+        device = self._object(batch.get("device_info"), "device_info")
+        environment = batch.get("environment", mp.DEFAULT_ENVIRONMENT)
+        if not isinstance(environment, str) or mp.environment(batch) not in self.settings.mparticle_environments:
             raise Skip("environment")
-        commerce = sum(1 for e in events if isinstance(e, dict) and e.get("event_type") == "commerce_event")
+        commerce = sum(1 for e in events if mp.is_commerce(e))
         memberships = {k: self._flag(attributes[k], f"user_attributes.{k}") for k in attributes if k in self.audiences}
         for k in deleted:
             if isinstance(k, str) and k in self.audiences and k not in memberships:
                 memberships[k] = False
+        rows = mp.flatten_batch(batch, commerce_only=True) if commerce and self.commerce else []
         if not memberships:
-            parsed = Parsed(commerce_events=commerce)
-            parsed.skipped["commerce_only" if commerce else "no_membership"] += 1
-            return parsed
-        mpid = batch.get("mpid")
-        customer: Any = None
-        traits: dict[str, Any] = {}
-        for name, value in identities.items():
-            folded = mparticle_identity(name) if isinstance(name, str) else ""
-            if folded in MPARTICLE_CUSTOMER_IDS:
-                customer = self._id(value, f"user_identities.{name}") or customer
-            elif folded in MPARTICLE_IDENTITIES:
-                traits.setdefault(MPARTICLE_IDENTITIES[folded], value)
+            if commerce:
+                return self._commerce_only(rows, commerce)
+            raise Skip("no_membership")
+        found = mp.MParticlePerson(mpid=batch.get("mpid"))
+        mp.read_identities(identities, found)
+        where = f"user_identities.{found.customer_field}"
+        customer = self._id(found.customer_id, where) if found.customer_field else None
         person = Person(
             user_id=customer,
-            anonymous_id=f"mpid:{self._id(mpid, 'mpid')}" if mpid is not None else None,
+            anonymous_id=f"mpid:{self._id(found.mpid, 'mpid')}" if found.mpid is not None else None,
         )
-        self._add_traits(person, traits, "user_identities")
-        self._add_traits(person, {RESERVED_ATTRIBUTES.get(k, k): v for k, v in attributes.items()}, "user_attributes")
-        device = self._object(batch.get("device_info"), "device_info")
-        if device.get("limit_ad_tracking") is not True:
-            found = next((device[k] for k in MPARTICLE_DEVICE_IDS if device.get(k)), None)
-            self._add_traits(person, {"madid": found} if found else {}, "device_info")
+        self._add_traits(person, found.keys, "user_identities")
+        reserved = mp.RESERVED_ATTRIBUTES
+        plain = {k: v for k, v in attributes.items() if not (isinstance(k, str) and k.lower() in reserved)}
+        self._add_traits(person, {**plain, **mp.reserved_attributes(attributes)}, "user_attributes")
+        madid = mp.MParticlePerson(keys=mp.advertising_ids(device)).madid
+        self._add_traits(person, {"madid": madid} if madid else {}, "device_info")
         parsed = self._changes(person, memberships)
         parsed.commerce_events = commerce
+        parsed.commerce = rows
         return parsed
 
     def _firehose_profile(self, profile: Any) -> Parsed:
@@ -366,15 +378,15 @@ class Parser:
         if encoding != "raw" and not hashed:
             invalid[(str(kind), f"{encoding}_encoded")] += 1
             return
-        folded = mparticle_identity(kind) if isinstance(kind, str) else ""
-        if folded in MPARTICLE_CUSTOMER_IDS:
+        folded = mp.fold(kind) if isinstance(kind, str) else ""
+        if folded in mp.CUSTOMER_IDS:
             uid = self._id(value, f"{at}.value")
             if hashed:
                 person.anonymous_id = person.anonymous_id or f"customer-sha256:{uid}"
             else:
                 person.user_id = uid
-        elif folded in MPARTICLE_IDENTITIES:
-            self._add_traits(person, {MPARTICLE_IDENTITIES[folded]: value}, f"{at}.value")
+        elif folded in mp.IDENTITY_KEYS:
+            self._add_traits(person, {mp.IDENTITY_KEYS[folded]: value}, f"{at}.value")
         elif kind in MPARTICLE_DEVICE_IDS and not hashed:
             self._add_traits(person, {"madid": value}, f"{at}.value")
 
