@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from audiencesync.config import SourceSettings
+from audiencesync.extract import adbc
 from audiencesync.extract.csv_guard import BadRow, BadRowsMode, CsvCheckError, guard_csv_reads
 from audiencesync.extract.masking import mask_error
 
@@ -53,6 +54,8 @@ class QuerySource:
         self.set_aside: tuple[BadRow, ...] = ()
         if settings.type in ("sqlite", "dbapi"):
             self.query = f"SELECT * FROM {_stage_from_driver(con, name, settings, self.query)}"
+        elif settings.type == "adbc":
+            self.query = f"SELECT * FROM {_stage_from_adbc(con, name, settings, self.query)}"
         elif settings.path:
             self.catalog = "src_" + re.sub(r"\W", "_", name)
             attached = {r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
@@ -62,7 +65,7 @@ class QuerySource:
                     con.execute(f"ATTACH '{path}' AS {self.catalog} (READ_ONLY)")
                 except duckdb.Error as e:
                     raise SourceError(f"source {name!r}: cannot open {settings.path}: {mask_error(e)}") from None
-        if settings.type not in ("sqlite", "dbapi"):
+        if settings.type not in ("sqlite", "dbapi", "adbc"):
             self._guard_csv()
 
     def _guard_csv(self) -> None:
@@ -140,6 +143,13 @@ def _stage_from_driver(con: duckdb.DuckDBPyConnection, name: str, settings: Sour
             cur.execute(query)
         except Exception as e:
             raise SourceError(f"source {name!r}: the query failed ({type(e).__name__}: {mask_error(e)})") from None
+        reader = adbc.arrow_reader(cur)
+        if reader is not None:  # a driver that speaks Arrow (ADBC, Databricks): no Python per row
+            try:
+                adbc.stage_arrow(con, table, reader)
+            except duckdb.Error as e:
+                raise SourceError(f"source {name!r}: reading the result failed: {mask_error(e)}") from None
+            return table
         columns = [d[0] for d in cur.description]
         con.execute(f"DROP TABLE IF EXISTS {table}")
         con.execute(f"CREATE TEMP TABLE {table} ({', '.join(f'{quote_ident(c)} VARCHAR' for c in columns)})")
@@ -150,6 +160,17 @@ def _stage_from_driver(con: duckdb.DuckDBPyConnection, name: str, settings: Sour
             con.unregister("__chunk")
     finally:
         conn.close()
+    return table
+
+
+def _stage_from_adbc(con: duckdb.DuckDBPyConnection, name: str, settings: SourceSettings, query: str) -> str:
+    """Run the query through the source's ADBC driver, once, as Arrow record batches into a DuckDB
+    temp table (`extract/adbc.py`); the planner then reads it like any other source."""
+    table = "src_" + re.sub(r"\W", "_", name)
+    try:
+        adbc.stage_from_adbc(con, name, table, settings, query)
+    except adbc.ArrowSourceError as e:
+        raise SourceError(str(e)) from None
     return table
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -15,15 +16,25 @@ STREAM = "stream"
 
 class SourceSettings(Section):
     """Where an audience's query runs: DuckDB (files or a database file), or another database
-    through its Python DB-API driver (`sqlite`, or `dbapi` with `driver: psycopg` and `connect:`)."""
+    through its Python DB-API driver (`sqlite`, or `dbapi` with `driver: psycopg` and `connect:`),
+    or as Arrow record batches through an ADBC driver (`adbc` with `driver: adbc_driver_postgresql`
+    and `uri: ${PG_URI}`; see `extract/adbc.py`)."""
 
-    type: Literal["duckdb", "sqlite", "dbapi", "stream"] = "duckdb"
+    type: Literal["duckdb", "sqlite", "dbapi", "adbc", "stream"] = "duckdb"
     path: str | None = None
     bad_rows: Literal["fail", "skip"] = "fail"
     """A CSV row that does not parse (ragged, unconvertible): stop the audience (`fail`), or set it
     aside, count it in the report and go on (`skip`). A broken quote always stops it."""
     driver: str | None = None
     connect: dict[str, Any] | str | None = Field(None, repr=False)
+    uri: str | None = Field(None, repr=False)
+    """An `adbc` source's connection URI; it may hold a password, so give it from the environment
+    (`uri: ${PG_URI}`): it is never logged or shown in an error."""
+    db_kwargs: dict[str, str] = Field(default_factory=dict, repr=False)
+    """An `adbc` source's driver options (e.g. Snowflake's `adbc.snowflake.sql.warehouse`)."""
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    """Where extract, match keys and the plan run: embedded DuckDB, or Apache Spark (the `spark:`
+    section; the audience's `query` is Spark SQL, or `table` a table Spark knows)."""
 
     @model_validator(mode="after")
     def _check(self) -> SourceSettings:
@@ -31,7 +42,42 @@ class SourceSettings(Section):
             raise problem("path", "a sqlite source needs the database file")
         if self.type == "dbapi" and not self.driver:
             raise problem("driver", "a dbapi source needs the driver's module name (e.g. psycopg)")
+        if self.type == "adbc":
+            adbc_problem = adbc_settings_problem(self.driver, self.uri, self.db_kwargs)
+            if adbc_problem:
+                raise problem(*adbc_problem)
+        elif self.uri is not None or self.db_kwargs:
+            raise problem("uri" if self.uri is not None else "db_kwargs", "only an adbc source takes it")
+        if self.engine == "spark" and self.type != "duckdb":
+            raise problem("engine", f"a {self.type} source runs in the embedded engine; spark reads its own tables")
+        if self.engine == "spark" and self.path:
+            raise problem("path", "a spark source reads through Spark SQL; name files in the query or a table")
         return self
+
+
+ADBC_DRIVERS = {
+    "adbc_driver_postgresql": "adbc-driver-postgresql",
+    "adbc_driver_snowflake": "adbc-driver-snowflake",
+    "adbc_driver_bigquery": "adbc-driver-bigquery",
+    "adbc_driver_sqlite": "adbc-driver-sqlite",
+    "adbc_driver_flightsql": "adbc-driver-flightsql",
+}
+"""The ADBC drivers' Python packages: module → what `pip install` takes."""
+
+
+def adbc_settings_problem(driver: str | None, uri: str | None, db_kwargs: dict[str, str]) -> tuple[str, str] | None:
+    """(setting, reason) when an adbc source cannot be used; checked when the config is read, so a
+    missing driver stops before any call. The driver is looked up, not imported."""
+    if not driver:
+        known = ", ".join(ADBC_DRIVERS)
+        return "driver", f"an adbc source needs the ADBC driver's Python package (one of {known})"
+    if driver not in ADBC_DRIVERS:
+        return "driver", f"{driver!r} is not an ADBC driver audiencesync knows (one of {', '.join(ADBC_DRIVERS)})"
+    if importlib.util.find_spec(driver) is None:
+        return "driver", f"the ADBC driver {driver} is not installed (pip install {ADBC_DRIVERS[driver]})"
+    if not uri and not db_kwargs:
+        return "uri", "an adbc source needs the database's URI (give it from the environment: uri: ${PG_URI})"
+    return None
 
 
 STREAM_SOURCE = SourceSettings(type="stream")

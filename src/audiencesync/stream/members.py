@@ -91,10 +91,16 @@ class Hashed:
     invalid: Counter[tuple[str, str]]
 
 
+@lru_cache(maxsize=4096)
+def _keys_of_traits(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(key, trait name) pairs for one call's trait names: calls repeat a few shapes, and resolving
+    the aliases was most of the cost of accepting a call."""
+    return tuple((key, name) for key, name in matchkeys.resolve_columns(list(names)).items() if key in KEY_COLUMNS)
+
+
 def hash_traits(traits: Mapping[str, Any], *, default_country: str | None = None) -> Hashed:
     """Normalize and hash every trait that names a key; invalid values are dropped and counted."""
-    mapping = matchkeys.resolve_columns(list(traits))
-    raw = {key: traits[name] for key, name in mapping.items() if key in KEY_COLUMNS}
+    raw = {key: traits[name] for key, name in _keys_of_traits(tuple(traits))}
     country = raw.get("COUNTRY") or default_country
     values: dict[str, str] = {}
     invalid: Counter[tuple[str, str]] = Counter()

@@ -22,34 +22,25 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from audiencesync.pipeline import STREAM_MEMBERS
+from audiencesync.state import stream_members
 from audiencesync.state.ingest import IngestLog
 from audiencesync.state.store import StateStore
 from audiencesync.stream.members import COLUMNS, Change
 
 log = logging.getLogger(__name__)
 
-OLD_QUEUE = "st.stream_queue"
-"""Where versions before the ingest log kept the queue; moved out at start-up."""
 SLOW_COMMIT_S = 1.0
 MAX_GROUP = 50_000
 """Changes written in one transaction at most; more wait for the next one."""
 
-_VALUE_DDL = ", ".join(f"{c} VARCHAR" for c in COLUMNS)
-DDL = f"CREATE TABLE IF NOT EXISTS {STREAM_MEMBERS} (audience_key VARCHAR, pk VARCHAR, {_VALUE_DDL});"
-
 
 def create_tables(store: StateStore, log: IngestLog) -> None:
-    """The members table, and the queue moved out of a state file an older version wrote."""
-    store.con.execute(DDL)
-    found = store.con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'st' AND table_name = 'stream_queue'"
-    ).fetchall()[0][0]
-    if found:
-        cols = ", ".join(("seq", "accepted_at", "audience_key", "pk", "member", *COLUMNS))
-        rows = store.con.execute(f"SELECT {cols} FROM {OLD_QUEUE} ORDER BY seq").fetchall()
+    """Move the queue out of a state file an older version wrote (the members table is the state's
+    own, `state/schema.py`)."""
+    rows = stream_members.take_old_queue(store.con)
+    if rows:
         log.append(rows)
-        store.con.execute(f"DROP TABLE {OLD_QUEUE}")
+    stream_members.drop_old_queue(store.con)
 
 
 class QueueFull(Exception):
