@@ -24,6 +24,8 @@ class AudienceSettings(Section):
     key: str = ""
     source: str
     query: str | None = None
+    table: str | None = None
+    """A Spark source only: read this table (as `SELECT * FROM table`) instead of a query."""
     primary_key: str | None = None
     customer_file_source: Literal["USER_PROVIDED_ONLY", "PARTNER_PROVIDED_ONLY", "BOTH_USER_AND_PARTNER_PROVIDED"]
     description: str | None = None
@@ -56,6 +58,8 @@ class AudienceSettings(Section):
             raise ValueError("nothing to send: set `forward` (per-identity audiences) and/or `multi_key: true`")
         if self.value is not None and not self.multi_key and not self.forward:
             raise problem("value", "needs at least one audience to carry LOOKALIKE_VALUE")
+        if self.table is not None and self.query is not None:
+            raise problem("table", "give either `query` or `table`, not both")
         if self.schedule is not None:
             from croniter import croniter
 
