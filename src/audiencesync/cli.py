@@ -198,10 +198,15 @@ def status(
         runs = store.last_runs()
     configured = {a.key for a in cfg.audiences}
     orphans = sorted({a["audience_key"] for a in audiences} - configured)
+    from audiencesync.settings.versions import meta_warnings
+
+    warnings = meta_warnings(cfg.meta.api_version, cfg.meta.capi_version)
     if as_json:
-        doc = {"facebook_audiences": audiences, "last_runs": runs, "not_in_config": orphans}
+        doc = {"facebook_audiences": audiences, "last_runs": runs, "not_in_config": orphans, "warnings": warnings}
         print(json.dumps(doc, default=str, indent=2))
         return
+    for w in warnings:
+        console.print(f"[yellow]warning: {w}[/yellow]", highlight=False)
     from audiencesync.report import rate_range, size_range
 
     table = Table("audience", "Facebook audience", "id", "kind", "members", "to settle")
@@ -281,6 +286,46 @@ def history(
             (h.warning or "") + (f" ({', '.join(h.flagged_fields)})" if h.flagged_fields else ""),
         )
     console.print(table)
+
+
+@app.command()
+def rejects(
+    audience: Annotated[str, typer.Argument(help="The audience's key or name.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    run_id: Annotated[str | None, typer.Option("--run", help="This run's rejects (default: the latest run's).")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV with run, time, primary key, key, reason.")] = False,
+    wait: WaitOpt = DEFAULT_WAIT,
+) -> None:
+    """Source rows whose match-key values Facebook would not take: primary key, key and reason (never the value)."""
+    import csv
+
+    from audiencesync.config import snake_case
+    from audiencesync.state import rejects as rejects_state
+
+    cfg = _config(config)
+    key = next((a.key for a in cfg.audiences if audience in (a.key, a.name)), snake_case(audience))
+    with _state(cfg, "rejects", wait) as store:
+        found = rejects_state.runs(store.con, key)
+        rows = rejects_state.listing(store.con, key, run_id)
+    if run_id is not None and run_id not in {r[0] for r in found}:
+        err.print(f"[red]no rejected rows kept for run {run_id!r} of {audience!r}[/red]")
+        raise typer.Exit(1)
+    if as_csv:
+        out = csv.writer(sys.stdout)
+        out.writerow(["run_id", "rejected_at", "primary_key", "key", "reason"])
+        out.writerows([r.run_id, r.rejected_at.isoformat(timespec="seconds"), r.pk, r.key, r.reason] for r in rows)
+        return
+    if not rows:
+        console.print(f"no rejected rows kept for {audience!r} (kept for {cfg.rejects.retention_days} days)")
+        return
+    console.print(f"run {rows[0].run_id} ({str(rows[0].rejected_at)[:19]}): {len(rows):,} rejected values")
+    table = Table("primary key", "key", "reason")
+    for r in rows:
+        table.add_row(r.pk, r.key, r.reason)
+    console.print(table)
+    if len(found) > 1:
+        others = ", ".join(f"{rid} ({n:,})" for rid, _, n in found if rid != rows[0].run_id)
+        console.print(f"other runs with rejects (--run ID): {others}", highlight=False)
 
 
 def _to_settle(store: StateStore, fb: FacebookAudience) -> str:
@@ -379,6 +424,7 @@ def run(
     scheduler = Scheduler(cfg, on_report=lambda report: render(report, console))
     for key in scheduler.audiences:
         scheduler.run_now(key)
+    scheduler.read_health()
     failed = [k for k, r in scheduler.state.items() if r.consecutive_failures]
     raise typer.Exit(1 if failed else 0)
 
@@ -389,6 +435,19 @@ def serve(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     from audiencesync.stream.cli import serve_command
 
     serve_command(config)
+
+
+@app.command()
+def ui(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default ui.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default ui.port, 8089).")] = None,
+    read_only: Annotated[bool, typer.Option("--read-only", help="No 'sync now' or 'dry run' buttons.")] = False,
+) -> None:
+    """The web dashboard on the state file, for deployments without `serve` (which serves it at `/`)."""
+    from audiencesync.ui.server import serve_dashboard
+
+    serve_dashboard(_config(config), host=host, port=port, read_only=read_only)
 
 
 @app.command()

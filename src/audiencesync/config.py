@@ -19,26 +19,36 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from audiencesync.settings.alerts import AlertSettings
 from audiencesync.settings.audience import FORWARDABLE, AudienceSettings, ValueSettings
 from audiencesync.settings.common import Section, parse_duration, snake_case
 from audiencesync.settings.conversions import ConversionsSettings
 from audiencesync.settings.errors import ConfigError, Loc, config_problems, problems
 from audiencesync.settings.guard import GuardSettings
+from audiencesync.settings.health import HealthSettings
 from audiencesync.settings.meta import MetaSettings, RetrySettings
+from audiencesync.settings.rejects import RejectsSettings
 from audiencesync.settings.serve import ServeSettings
 from audiencesync.settings.source import STREAM, STREAM_SOURCE, SourceSettings
+from audiencesync.settings.spark import SPARK_EXTRA, SparkSettings
+from audiencesync.settings.ui import UiSettings
 
 __all__ = [
     "FORWARDABLE",
+    "AlertSettings",
     "AudienceSettings",
     "Config",
     "ConfigError",
     "ConversionsSettings",
     "GuardSettings",
+    "HealthSettings",
     "MetaSettings",
+    "RejectsSettings",
     "RetrySettings",
     "ServeSettings",
     "SourceSettings",
+    "SparkSettings",
+    "UiSettings",
     "ValueSettings",
     "cross_section_problems",
     "load_config",
@@ -58,6 +68,12 @@ class Config(Section):
     audiences: list[AudienceSettings] = Field(default_factory=list)
     conversions: ConversionsSettings | None = None
     serve: ServeSettings | None = None
+    alerts: AlertSettings = AlertSettings()
+    rejects: RejectsSettings = RejectsSettings()
+    health: HealthSettings = HealthSettings()
+    spark: SparkSettings | None = None
+    """The Spark engine's settings; sources with `engine: spark` use them (defaults: `local[2]`)."""
+    ui: UiSettings = UiSettings()
 
     @model_validator(mode="after")
     def _cross(self) -> Config:
@@ -99,12 +115,31 @@ def cross_section_problems(config: Config) -> list[tuple[Loc, str]]:
             found.append(((*here, "source"), f"no source named {a.source!r} under `sources`"))
             continue
         src = config.source_of(a)
-        if src.type != "stream" and not a.query:
+        if src.engine == "spark":
+            found += [((*here, setting), reason) for setting, reason in _spark_audience_problems(a)]
+        elif a.table is not None:
+            found.append(((*here, "table"), "only a source with `engine: spark` reads a table; use `query`"))
+        elif src.type != "stream" and not a.query:
             found.append(((*here, "query"), f"a {src.type} source needs a query"))
         if "facebook_id" in a.forward and not config.meta.app_id:
             found.append(((*here, "forward"), "facebook_id needs meta.app_id (Facebook IDs are app-scoped)"))
         if config.serve is not None and src.type == "stream":
             found += [((*here, setting), reason) for setting, reason in _stream_audience_problems(a)]
+    return found
+
+
+def _spark_audience_problems(a: AudienceSettings) -> list[tuple[str, str]]:
+    """What an audience needs on the Spark engine; pyspark is checked here so a missing extra stops
+    the run before any call (it is looked up, never imported: the embedded path never loads it)."""
+    import importlib.util
+
+    found = []
+    if not a.query and not a.table:
+        found.append(("query", "a spark source needs a Spark SQL `query` or a `table`"))
+    if not a.primary_key:
+        found.append(("primary_key", "the spark engine needs a primary key column (one member per key)"))
+    if importlib.util.find_spec("pyspark") is None:
+        found.append(("source", f"its source has engine: spark, but pyspark is not installed ({SPARK_EXTRA})"))
     return found
 
 

@@ -21,7 +21,7 @@ from audiencesync.config import load_config
 CONFIG = """\
 meta:
   graph_url: {url}
-  api_version: v25.0
+  api_version: v26.0
   access_token: ${{META_ACCESS_TOKEN}}
   ad_account_id: "1234567890"
 state: state.duckdb
@@ -95,6 +95,12 @@ def run_demo(workdir: Path, customers: int, console: Console) -> int:
         console.rule("6. The emulator's audiences against the state")
         ok = _compare(emu.url, cfg.state, console)
     console.print(f"\nconfig: {config_path}\nstate:  {cfg.state}")
+    console.print(
+        "\nOpen the dashboard on this state (it prints its address and a one-time password):\n"
+        f"  META_ACCESS_TOKEN={emu.token} .venv/bin/audiencesync ui --config {config_path}",
+        highlight=False,
+        soft_wrap=True,
+    )
     return 0 if (first.ok and second.ok and third.ok and ok) else 1
 
 

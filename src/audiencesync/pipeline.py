@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from audiencesync import alerts
 from audiencesync.config import AudienceSettings, Config, SourceSettings
 from audiencesync.extract.source import QuerySource, SourceError
 from audiencesync.load import health as health_mod
@@ -25,8 +26,11 @@ from audiencesync.load.uploader import Sent, Uploader
 from audiencesync.plan import planner as planner_mod
 from audiencesync.plan.guard import refusal
 from audiencesync.plan.planner import Plan, PlanError, Planner, config_fingerprint
+from audiencesync.plan.targeted import TargetedPlanner
 from audiencesync.report import AudienceReport, FacebookReport, RunReport
 from audiencesync.state import health as health_state
+from audiencesync.state import rejects as rejects_state
+from audiencesync.state import spark_mirror, stream_members
 from audiencesync.state.lease import DEFAULT_WAIT_S, lease
 from audiencesync.state.store import FacebookAudience, StateStore
 
@@ -98,6 +102,8 @@ def sync(
                     report.audiences.append(e.audience)
                     e.report = report
                     raise
+                if not dry_run:
+                    alerts.after_run(config.alerts, held.con, rep)
             report.audiences.append(rep)
     finally:
         if own_client:
@@ -116,13 +122,9 @@ def _state(
         yield held
 
 
-STREAM_MEMBERS = "st.stream_members"
-
-
 def stream_source(a: AudienceSettings) -> tuple[AudienceSettings, SourceSettings]:
     """A stream audience reads the members table the ingester keeps (hashed values only)."""
-    key = a.key.replace("'", "''")
-    query = f"SELECT * EXCLUDE (audience_key) FROM {STREAM_MEMBERS} WHERE audience_key = '{key}'"
+    query = stream_members.source_query(a.key)
     update = {"query": query, "primary_key": "pk", "external_id": a.external_id or "external_id"}
     return a.model_copy(update=update), SourceSettings(type="duckdb")
 
@@ -163,6 +165,7 @@ def sync_audience(
             after_batch()
 
     run = _Run(config, a, src, store, client, rep, progress, counted, force=force, recreate=recreate)
+    run.run_id = run_id
     try:
         run.go(dry_run=dry_run, full_refresh=full_refresh)
     except (PlanError, SourceError) as e:
@@ -217,6 +220,7 @@ class _Run:
         self.terms_checked = False
         self.notes: dict[str, str] = {}
         """Per kind: what the read before the first write found that does not stop the audience."""
+        self.run_id = ""
 
     def uploader(self, on_rows: Callable[[int], None] | None = None) -> Uploader:
         return Uploader(
@@ -230,8 +234,9 @@ class _Run:
 
     def go(self, *, dry_run: bool, full_refresh: bool) -> None:
         a, rep = self.a, self.rep
-        source = QuerySource(self.store.con, a.source, self.src, a.query or "", bad_rows=self.src.bad_rows)
-        planner = Planner(self.store, source, a)
+        source = self._source()
+        self.stream = self.config.source_of(a).type == "stream"
+        planner = TargetedPlanner(self.store, source, a) if self.stream else self._planner(source)
         targets = planner.targets()
         self.value_based = any(t.value_based for t in targets)
         if not dry_run:
@@ -247,6 +252,10 @@ class _Run:
         plan = planner.plan(full_refresh=full_refresh)
         _fill(rep, plan)
         rep.rows_set_aside = source.set_aside_counts()
+        if dry_run:
+            self._dry_run_sizes(plan)
+        else:
+            self._keep_rejects(plan)
         refused = None if self.force else refusal(plan, self.config.guard_for(a), self.store.member_count)
         if refused:
             rep.status, rep.error = "refused", refused
@@ -254,9 +263,6 @@ class _Run:
             return
         if dry_run:
             rep.status = "dry-run"
-            for tp, fr in zip(plan.targets, rep.facebook, strict=True):
-                if tp.existing:
-                    fr.members = self.store.member_count(tp.existing.fb_id) + tp.adds - tp.removes
             return
         if not plan.nothing_to_send:
             writing = [tp.existing for tp in plan.targets if tp.existing and (tp.adds or tp.removes or tp.replace)]
@@ -266,7 +272,7 @@ class _Run:
             if len(self.store.facebook_audiences(a.key)) != forgotten:
                 # `--recreate` forgot an audience Facebook deleted: plan it again as one to create.
                 rep.facebook.clear()
-                plan = Planner(self.store, source, a).plan(full_refresh=full_refresh)
+                plan = self._planner(source).plan(full_refresh=full_refresh)
                 _fill(rep, plan)
         self._annotate()
         rep.status, leftover = self._load(plan)
@@ -278,12 +284,28 @@ class _Run:
                 rep.status, rep.error = "failed", e.explain()
                 return
             self.rep.facebook.clear()
-            plan = Planner(self.store, source, a).plan()
+            plan = self._planner(source).plan()
             _fill(rep, plan)
             rep.full_refresh = full_refresh
             self._annotate()
             rep.status, _ = self._load(plan)
         self._read_back(plan)
+
+    def _source(self) -> QuerySource:
+        if self.src.engine == "spark":
+            from audiencesync.engines.spark.planner import SparkSource  # pyspark only when asked for
+
+            return SparkSource(self.config.spark, self.a)  # type: ignore[return-value]
+        return QuerySource(self.store.con, self.a.source, self.src, self.a.query or "", bad_rows=self.src.bad_rows)
+
+    def _planner(self, source: QuerySource) -> Planner:
+        """The one place the engine is chosen: both return the same `Plan` for `_load`."""
+        if self.src.engine == "spark":
+            from audiencesync.engines.spark.planner import SparkPlanner
+
+            root = spark_mirror.root(self.config.state, self.config.spark)
+            return SparkPlanner(self.store, source, self.a, mirror_root=root)  # type: ignore[arg-type,return-value]
+        return Planner(self.store, source, self.a)
 
     # -- audience health (spec §2.2): before the first write, and after the writes ---------------
 
@@ -316,7 +338,7 @@ class _Run:
                 log.warning("could not read the status of %s (%s): %s; going on", fb.name, fb.fb_id, e.explain())
                 continue
             if found.problem == "deleted" and self.recreate:
-                self._record_health(health_mod.Health(fb.fb_id, problem="deleted"))
+                self._record_health(health_mod.Health(fb.fb_id, problem="deleted"), fb.name)
                 self.store.forget_facebook_audience(a.key, fb.kind)
                 self.notes[fb.kind] = (
                     f"the earlier audience {fb.fb_id} was deleted on Facebook; --recreate: a new one was created "
@@ -332,7 +354,8 @@ class _Run:
                         flagged_fields=found.flagged_fields,
                         operation_code=health_mod.FLAGGED if found.problem == "flagged" else None,
                         members_held=self.store.member_count(fb.fb_id),
-                    )
+                    ),
+                    fb.name,
                 )
                 rep.status, rep.error = "failed", found.message
                 for fr in rep.facebook:
@@ -352,29 +375,48 @@ class _Run:
 
     def _read_back(self, plan: Plan) -> None:
         """After the writes: Facebook's rounded matched size, statuses and flags, kept as history
-        and put on the report. A failed read is a warning, never a failed run."""
+        and put on the report. A Facebook audience nothing was sent to is read only when its last
+        read is older than `health.read_every`. A failed read is a warning, never a failed run."""
         for tp, fr in zip(plan.targets, self.rep.facebook, strict=True):
-            if not fr.fb_id or not (tp.adds or tp.removes or tp.replace) or fr.status == "waiting":
+            if not fr.fb_id or fr.status == "waiting":
+                continue
+            if not (tp.adds or tp.removes or tp.replace) and not read_due(self.store, fr.fb_id, self.config):
                 continue
             try:
-                h = health_mod.read_health(self.client, fr.fb_id, self.store.member_count(fr.fb_id))
+                held = fr.members if fr.status == "ok" else self.store.member_count(fr.fb_id)  # counted after the load
+                h = health_mod.read_health(self.client, fr.fb_id, held)
             except GraphError as e:
                 log.warning("could not read back %s (%s): %s", fr.name, fr.fb_id, e.explain())
                 continue
             except (AttributeError, TypeError, ValueError) as e:
                 log.warning("could not read back %s (%s): unexpected answer (%s)", fr.name, fr.fb_id, e)
                 continue
-            self._record_health(h)
+            self._record_health(h, fr.name)
             fr.matched_lower, fr.matched_upper = h.lower, h.upper
             fr.match_rate_low, fr.match_rate_high = h.match_rate
             fr.operation_status, fr.delivery_status = h.operation_code, h.delivery_code
             fr.health_warning = h.warning
 
-    def _record_health(self, h: health_mod.Health) -> None:
+    def _record_health(self, h: health_mod.Health, name: str) -> None:
+        record_health(self.config, self.store, h, name)
+
+    def _dry_run_sizes(self, plan: Plan) -> None:
+        """What Census's dry run shows per Facebook audience: members (rows) before and after."""
+        for tp, fr in zip(plan.targets, self.rep.facebook, strict=True):
+            before = self.store.member_count(tp.existing.fb_id) if tp.existing else 0
+            fr.members_before = before
+            fr.members = tp.adds if tp.replace else before + tp.adds - tp.removes
+
+    def _keep_rejects(self, plan: Plan) -> None:
+        """The members whose values this plan rejected, by key and reason, under this run; and the
+        rejects older than `rejects.retention_days` go."""
         try:
-            health_state.record(self.store.con, h)
+            rejects_state.prune(self.store.con, self.config.rejects.retention_days)
+            self.rep.rejected_rows = rejects_state.record(
+                self.store.con, self.run_id, self.a.key, plan.relations.rejects
+            )
         except duckdb.Error as e:
-            log.warning("could not record the health of %s: %s", h.fb_id, e)
+            log.warning("could not keep the rejected rows of %s: %s", self.a.key, e)
 
     def _recover(self) -> None:
         """Batches an earlier run sent without recording the answer are re-sent before planning."""
@@ -408,6 +450,12 @@ class _Run:
                 fr.status, fr.message = "failed", e.explain()
                 rep.error = f"{fr.name}: {e.explain()}"
                 log.error("audience %s stopped: %s", a.key, e.explain())
+                if e.subcode == health_mod.FLAGGED_WRITE_SUBCODE and fr.fb_id:
+                    fr.health_warning = "flagged"
+                    held = store.member_count(fr.fb_id)
+                    flagged = health_mod.Health(fr.fb_id, operation_code=health_mod.FLAGGED, members_held=held)
+                    flagged.problem = "flagged"
+                    self._record_health(flagged, fr.name)
                 return "failed", 0
             fr.status = "ok"
             fr.message = fr.message or tp.warning
@@ -423,7 +471,52 @@ class _Run:
             return "ok", leftover  # the cache stays stale: the second pass plans every member again
         r = plan.relations
         store.ledger.commit_source(a.key, current=r.current, changed=r.changed, deleted=r.deleted, touched=r.touched)
+        if self.src.engine == "spark":
+            spark_mirror.refresh(store.con, a.key, spark_mirror.root(self.config.state, self.config.spark))
+        if self.stream:
+            stream_members.planned(store.con, a.key, plan.scope)
         return "ok", leftover
+
+
+def read_due(store: StateStore, fb_id: str, config: Config, now: datetime | None = None) -> bool:
+    """Whether a Facebook audience's last health read is older than `health.read_every` (or missing)."""
+    last = health_state.last(store.con, fb_id)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    return last is None or (now - last[0]).total_seconds() >= config.health.read_every
+
+
+def record_health(config: Config, store: StateStore, h: health_mod.Health, name: str) -> None:
+    """Keep a health read in the history, then tell the alerts what changed since the read before."""
+    try:
+        before = health_state.last(store.con, h.fb_id)
+        health_state.record(store.con, h)
+    except duckdb.Error as e:
+        log.warning("could not record the health of %s: %s", h.fb_id, e)
+        return
+    alerts.after_health_read(config.alerts, store.con, name, h, before[1] if before else None)
+
+
+def due_for_read(config: Config, store: StateStore) -> list[FacebookAudience]:
+    """The managed Facebook audiences (of configured audiences) whose health read is due."""
+    configured = {a.key for a in config.audiences}
+    return [
+        fb for fb in store.facebook_audiences() if fb.audience_key in configured and read_due(store, fb.fb_id, config)
+    ]
+
+
+def read_health_due(config: Config, store: StateStore, client: GraphClient) -> int:
+    """The scheduled read (`run` and `serve`): every managed Facebook audience of a configured
+    audience whose last read is older than `health.read_every`; how many were read."""
+    read = 0
+    for fb in due_for_read(config, store):
+        try:
+            h = health_mod.read_health(client, fb.fb_id, store.member_count(fb.fb_id))
+        except GraphError as e:
+            log.warning("could not read back %s (%s): %s", fb.name, fb.fb_id, e.explain())
+            continue
+        record_health(config, store, h, fb.name)
+        read += 1
+    return read
 
 
 def _fill(rep: AudienceReport, plan: Plan) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from audiencesync import __version__, matchkeys
 from audiencesync.config import AudienceSettings
@@ -43,6 +44,8 @@ class Relations:
     changed: str = "plan_changed"
     deleted: str = "plan_deleted"
     touched: str = "plan_touched"
+    rejects: str = "plan_rejects"
+    """(pk, key, reason): each invalid match-key value of the normalized members; never the value."""
 
 
 @dataclass
@@ -104,6 +107,8 @@ class Plan:
     empty: Counter[str] = field(default_factory=Counter)
     invalid: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     targets: list[TargetPlan] = field(default_factory=list)
+    scope: str | None = None
+    """A targeted plan's members (a temp table of pk, `plan/targeted.py`); None: every member."""
 
     @property
     def full(self) -> bool:
@@ -135,6 +140,8 @@ class Planner:
         self.source = source
         self.audience = audience
         self.rows_per_batch = rows_per_batch
+        self.match_threads: int | None = None
+        """Threads for `match_table`; None: one per core. A Spark task sets 1 (its executor runs one task per core)."""
         self._targets: list[Target] | None = None
         self._columns: list[str] = []
         self._mapping_: dict[str, str] = {}
@@ -250,10 +257,7 @@ class Planner:
         every such member is in the cache by construction, and the 10M-row anti-join is skipped."""
         r = plan.relations
         key = {"key": self.audience.key}
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE plan_prev AS SELECT pk, raw_fp FROM st.source_rows WHERE audience_key = $key",
-            key,
-        )
+        self._stage_prev()
         if self.store.in_flight(self.audience.key):
             self.con.execute(
                 """INSERT INTO plan_prev SELECT DISTINCT pk, 0::UBIGINT FROM st.fb_rows
@@ -278,6 +282,13 @@ class Planner:
         plan.changed = self.con.execute(f"SELECT count(*) FROM {r.changed}").fetchone()[0]
         plan.deleted = self.con.execute(f"SELECT count(*) FROM {r.deleted}").fetchone()[0]
 
+    def _stage_prev(self) -> None:
+        """`plan_prev` (pk, raw_fp): the change cache's fingerprints the current ones are compared with."""
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE plan_prev AS SELECT pk, raw_fp FROM st.source_rows WHERE audience_key = ?",
+            [self.audience.key],
+        )
+
     # -- normalize and hash the changed members -----------------------------------------------
 
     def _normalize_changed(self, plan: Plan, columns: list[str], mapping: dict[str, str], tlist: list[Target]) -> None:
@@ -287,6 +298,8 @@ class Planner:
             "(kind VARCHAR, pk VARCHAR, row_fp UBIGINT, schema VARCHAR, payload VARCHAR[])"
         )
         self.con.execute("CREATE OR REPLACE TEMP TABLE plan_set_aside (kind VARCHAR, reason VARCHAR, n BIGINT)")
+        rejects = plan.relations.rejects
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {rejects} (pk VARCHAR, key VARCHAR, reason VARCHAR)")
         if plan.changed == 0:
             return
         pk = quote_ident(a.primary_key) if a.primary_key else "hash(*COLUMNS(*))"
@@ -304,18 +317,31 @@ class Planner:
                 default_country=a.default_country,
                 allow_zero_value=bool(a.value and a.value.allow_zero),
                 date_order=a.date_order,
+                threads=self.match_threads,
             )
             plan.normalized += result.rows
             plan.empty.update(result.empty)
             for key, reasons in result.invalid.items():
                 plan.invalid[key].update(reasons)
-            keyed = result.table.append_column("__pk", table["__pk"].take(result.table["_row"]))
+            pks = table["__pk"].take(result.table["_row"])
+            self._insert_rejects(plan, pks, result.reasons)
+            keyed = result.table.append_column("__pk", pks)
             if "UID" in mapping:
                 keyed = keyed.append_column("UID", _facebook_ids(table[mapping["UID"]].take(result.table["_row"])))
             for key in keyed.column_names:
                 if key not in ("_row", "__pk"):
                     plan.keys_found[key] += keyed[key].length() - keyed[key].null_count
             self._insert_rows(keyed, tlist)
+
+    def _insert_rejects(self, plan: Plan, pks: pa.ChunkedArray, reasons: dict[str, pa.Array]) -> None:
+        """Which members had which key rejected, and why: Arrow filters, one insert per key."""
+        for key, reason in reasons.items():
+            rejected = pa.table({"pk": pks, "reason": reason}).filter(pc.is_valid(reason))
+            self.con.register("rj", rejected)
+            try:
+                self.con.execute(f"INSERT INTO {plan.relations.rejects} SELECT pk, ?, reason FROM rj", [key])
+            finally:
+                self.con.unregister("rj")
 
     def _insert_rows(self, keyed: pa.Table, tlist: list[Target]) -> None:
         self.con.register("mt", keyed)
@@ -369,7 +395,8 @@ class Planner:
         tp.rows_without_key = c.execute(
             "SELECT coalesce(sum(n), 0) FROM plan_set_aside WHERE kind = ?", [tp.target.kind]
         ).fetchone()[0]
-        on_fb = "SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb"
+        # Only the desired rows' fingerprints are looked up: no hash table of every row on Facebook.
+        on_fb = f"SELECT row_fp FROM st.fb_rows WHERE fb_id = $fb AND row_fp IN (SELECT row_fp FROM {n})"
         if tp.replace:
             adds, removes = f"SELECT * FROM {n}", f"SELECT * FROM {n} LIMIT 0"
         else:

@@ -8,6 +8,11 @@
     audience.py     an `audiences:` entry (AudienceSettings, with ValueSettings under `value`)
     conversions.py  `conversions:` (ConversionsSettings, its event names and limits)
     serve.py        `serve:` (ServeSettings)
+    alerts.py       `alerts:` (AlertSettings, with WebhookSettings under `webhooks`)
+    rejects.py      `rejects:` (RejectsSettings: how long rejected rows are kept)
+    health.py       `health:` (HealthSettings: how often Facebook's view is read back)
+    versions.py     not a section: the table of API version release and expiry dates
+    ui.py           `ui:` (UiSettings): the dashboard's address and password
 
 `audiencesync.config` assembles them into `Config`, with the checks across sections, reads the file
 and expands `${VAR}`.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS st.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -62,6 +62,24 @@ CREATE TABLE IF NOT EXISTS st.audience_health (
     members_held BIGINT NOT NULL, flagged_count INTEGER NOT NULL DEFAULT 0, flagged_fields VARCHAR,
     problem VARCHAR
 );
+CREATE TABLE IF NOT EXISTS st.stream_members (
+    audience_key VARCHAR, pk VARCHAR, external_id VARCHAR, email VARCHAR, phone VARCHAR, first_name VARCHAR,
+    last_name VARCHAR, first_initial VARCHAR, gender VARCHAR, birth_year VARCHAR, birth_month VARCHAR,
+    birth_day VARCHAR, city VARCHAR, state VARCHAR, zip VARCHAR, country VARCHAR, madid VARCHAR
+);
+CREATE TABLE IF NOT EXISTS st.stream_dirty (audience_key VARCHAR NOT NULL, pk VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS st.rejects (
+    run_id VARCHAR NOT NULL, audience_key VARCHAR NOT NULL, rejected_at TIMESTAMP NOT NULL,
+    pk VARCHAR NOT NULL, key VARCHAR NOT NULL, reason VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS st.alert_conditions (
+    kind VARCHAR NOT NULL, subject VARCHAR NOT NULL, active BOOLEAN NOT NULL, since TIMESTAMP NOT NULL,
+    reference BIGINT, PRIMARY KEY (kind, subject)
+);
+CREATE TABLE IF NOT EXISTS st.alert_deliveries (
+    webhook VARCHAR NOT NULL, kind VARCHAR NOT NULL, subject VARCHAR NOT NULL, active BOOLEAN NOT NULL,
+    sent_at TIMESTAMP NOT NULL, PRIMARY KEY (webhook, kind, subject)
+);
 CREATE TABLE IF NOT EXISTS st.runs (
     run_id VARCHAR NOT NULL, audience_key VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL,
     finished_at TIMESTAMP, status VARCHAR NOT NULL, report JSON
@@ -79,11 +97,12 @@ class SchemaError(RuntimeError):
 
 
 def migrate(con: duckdb.DuckDBPyConnection, path: str) -> None:
-    """Create what is missing and record the version; version 1 files only lack new tables."""
+    """Create what is missing and record the version; version 1 and 2 files only lack new tables
+    (version 3 added the stream members and their dirty list, rejects and alert state)."""
     con.execute(DDL)
     row = con.execute("SELECT value FROM st.meta WHERE key = 'schema_version'").fetchone()
     found = row[0] if row else None
-    if found not in (None, "1", SCHEMA_VERSION):
+    if found not in (None, "1", "2", SCHEMA_VERSION):
         raise SchemaError(f"state file {path} has schema {found}; this version of audiencesync reads {SCHEMA_VERSION}")
     if found != SCHEMA_VERSION:
         con.execute("INSERT OR REPLACE INTO st.meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])

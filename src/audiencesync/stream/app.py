@@ -28,14 +28,16 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from audiencesync.stream.auth import CHALLENGE, authorized
+from audiencesync.stream.commerce import Accepted
 from audiencesync.stream.members import CallError
 from audiencesync.stream.metrics import CONTENT_TYPE
 from audiencesync.stream.payloads import Parsed
 from audiencesync.stream.queue import QueueFull, WriterStopped
 from audiencesync.stream.runtime import StreamRuntime
+from audiencesync.ui import create_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,7 @@ def _ingest(
                 raise _Refused(429, "queue_full", str(e), {"Retry-After": str(e.retry_after)}) from None
             except WriterStopped as e:
                 raise _Refused(503, "unavailable", str(e), {"Retry-After": "5"}) from None
+            commerce = await _queue_commerce(rt, parsed)
         except _Refused as r:
             rt.metrics.add("rejected", r.reason)
             log.warning(
@@ -150,11 +153,43 @@ def _ingest(
             rt.metrics.add("accepted", change.audience_key)
         for label, n in parsed.invalid.items():
             rt.metrics.add("invalid_values", label, n)
+        for reason, n in parsed.skipped.items():
+            rt.metrics.add("skipped_calls", reason, n)
         if parsed.commerce_events:
             rt.metrics.commerce(parsed.commerce_events)
-        return _json(reply(parsed))
+            if commerce is None:
+                rt.metrics.commerce_accepted(0, {"commerce_not_forwarded": parsed.commerce_events}, {})
+        out = reply(parsed)
+        if parsed.commerce_events:
+            out["commerce_events"] = _commerce_summary(parsed, commerce)
+        return _json(out)
 
     return endpoint
+
+
+async def _queue_commerce(rt: StreamRuntime, parsed: Parsed) -> Accepted | None:
+    """Commerce events built, hashed and queued durably before the answer (`stream/commerce.py`);
+    None when forwarding is off. A failed write is a 503: the client sends again, and an event
+    already queued is not queued twice (same `event_id`)."""
+    if rt.commerce is None or not parsed.commerce:
+        return None
+    try:
+        return await run_in_threadpool(rt.commerce.accept, parsed.commerce)
+    except Exception as e:
+        log.exception("queuing commerce events failed")
+        raise _Refused(503, "unavailable", f"commerce events could not be queued ({type(e).__name__})",
+                       {"Retry-After": "5"}) from None  # fmt: skip
+
+
+def _commerce_summary(parsed: Parsed, accepted: Accepted | None) -> dict[str, Any]:
+    if accepted is not None:
+        return accepted.summary()
+    return {
+        "received": parsed.commerce_events,
+        "queued": 0,
+        "skipped_by_reason": {"commerce_not_forwarded": parsed.commerce_events},
+        "note": "set `stream: true` in the conversions: section to forward commerce events to the Conversions API",
+    }
 
 
 def _count(body: Any) -> int:
@@ -180,12 +215,6 @@ def _mparticle_reply(parsed: Parsed) -> dict[str, Any]:
     out: dict[str, Any] = {"success": True, "accepted": len(parsed.changes), **parsed.summary()}
     if parsed.firehose:
         out.update({"type": "audience_membership_change_response", "id": str(uuid.uuid4())})
-    if parsed.commerce_events:
-        out["commerce_events"] = {
-            "received": parsed.commerce_events,
-            "forwarded": 0,
-            "note": "commerce events are not forwarded by the stream server yet; send them with the conversions door",
-        }
     return out
 
 
@@ -221,6 +250,7 @@ def create_app(runtime: StreamRuntime, *, manage: bool = True) -> Starlette:
         ),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Mount("/", app=create_dashboard(runtime.config, runtime=runtime)),  # the dashboard: every other path
     ]
 
     @asynccontextmanager

@@ -4,11 +4,13 @@ It flushes when the oldest waiting change has waited `flush_after`, or when `flu
 wait. A flush takes every waiting change of the due audiences, coalesces each person's flips
 (the last one wins; traits given later replace earlier ones, traits not given are kept), applies
 the result to `st.stream_members`, and runs the same sync as `audiencesync sync` for those
-audiences. It holds the state file only for the flush (`state/lease.py`), so `sync`, `status`
-and the scheduler get their turn in between; the queue itself is the ingest log, never locked by
-a sync. Queue entries are deleted only after their audience's sync succeeded: a crash or a
-failed sync leaves them to be flushed again, which is harmless because applying the same changes
-twice gives the same members table, and the sync diffs that table against what Facebook holds.
+audiences. That sync plans only the people the flush touched (`plan/targeted.py`), so a flush
+costs what its changes cost, whatever the audience's size. It holds the state file only for the
+flush (`state/lease.py`), so `sync`, `status` and the scheduler get their turn in between; the
+queue itself is the ingest log, never locked by a sync. Queue entries are deleted only after
+their audience's sync succeeded: a crash or a failed sync leaves them to be flushed again, which
+is harmless because applying the same changes twice gives the same members table, and the sync
+diffs that table against what Facebook holds.
 
 An audience whose sync failed is retried with exponential backoff while the others go on.
 """
@@ -24,14 +26,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from audiencesync import pipeline
+from audiencesync import alerts, pipeline
 from audiencesync.config import Config
 from audiencesync.load.graph import GraphClient
 from audiencesync.report import AudienceReport, RunReport
+from audiencesync.state import stream_members
 from audiencesync.state.ingest import IngestLog
 from audiencesync.state.lease import lease
 from audiencesync.state.store import StateStore
-from audiencesync.stream.members import COLUMNS
 from audiencesync.stream.metrics import Metrics
 from audiencesync.stream.queue import QueueStats
 from audiencesync.stream.settings import ServeSettings, stream_audiences
@@ -65,6 +67,12 @@ class FlushOutcome:
     done: dict[str, int] = field(default_factory=dict)
     kept: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+
+
+def backlog_ages(due: dict[str, Waiting], outcome: FlushOutcome) -> dict[str, float]:
+    """Per flushed audience, how old its oldest unsynced change is now (0 once synced)."""
+    now = time.time()
+    return {k: (now - w.oldest if k in outcome.kept else 0.0) for k, w in due.items()}
 
 
 class Flusher:
@@ -178,6 +186,7 @@ class Flusher:
                     outcome.done[k] = self._done(k, due[k])
                 if configured:
                     self._sync_audiences(store, configured, due, outcome)
+                alerts.backlog(self.config.alerts, store.con, backlog_ages(due, outcome))
         except Exception as exc:
             log.exception("a stream flush failed before its sync; its changes stay queued")
             for k, w in due.items():
@@ -259,56 +268,7 @@ class Flusher:
         }
 
 
-_LAST = ", ".join(
-    f"arg_max({c}, seq) FILTER (WHERE {c} IS NOT NULL AND seq > coalesce(last_out, -1)) AS {c}" for c in COLUMNS
-)
-_MERGED = ", ".join(f"coalesce(f.{c}, CASE WHEN NOT f.fresh THEN m.{c} END) AS {c}" for c in COLUMNS)
-_COLS = ", ".join(COLUMNS)
-
-
 def apply_changes(store: StateStore, changes: pa.Table) -> int:
-    """Coalesce queued changes (read from the ingest log) into `st.stream_members`.
-
-    Per person the last change decides membership; each key takes its last value given since
-    the person's last exit, and falls back to what the members table held when they did not leave.
-    Returns how many people were touched. Idempotent: the same changes give the same table.
-    """
-    con = store.con
-    con.register("flush_queue", changes)
-    try:
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE flush_final AS
-                WITH q AS (
-                    SELECT s.*,
-                        max(CASE WHEN NOT s.member THEN s.seq END) OVER (PARTITION BY s.audience_key, s.pk) AS last_out,
-                        max(s.seq) OVER (PARTITION BY s.audience_key, s.pk) AS last_seq
-                    FROM flush_queue s
-                )
-                SELECT audience_key, pk, bool_or(member AND seq = last_seq) AS member,
-                       bool_or(last_out IS NOT NULL) AS fresh, {_LAST}
-                FROM q GROUP BY audience_key, pk"""
-        )
-    finally:
-        con.unregister("flush_queue")
-    con.execute("BEGIN")
-    try:
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE flush_rows AS
-                SELECT f.audience_key, f.pk, {_MERGED}
-                FROM flush_final f LEFT JOIN {pipeline.STREAM_MEMBERS} m
-                  ON m.audience_key = f.audience_key AND m.pk = f.pk
-                WHERE f.member"""
-        )
-        con.execute(
-            f"""DELETE FROM {pipeline.STREAM_MEMBERS} m USING flush_final f
-                WHERE m.audience_key = f.audience_key AND m.pk = f.pk"""
-        )
-        con.execute(
-            f"INSERT INTO {pipeline.STREAM_MEMBERS} (audience_key, pk, {_COLS}) "
-            f"SELECT audience_key, pk, {_COLS} FROM flush_rows"
-        )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    return con.execute("SELECT count(*) FROM flush_final").fetchall()[0][0]
+    """Coalesce queued changes into `st.stream_members` and list their people as dirty, so the
+    sync plans only them (`state/stream_members.py`); returns how many people were touched."""
+    return stream_members.apply_changes(store.con, changes)

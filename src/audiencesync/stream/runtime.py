@@ -19,6 +19,7 @@ from audiencesync.report import RunReport
 from audiencesync.schedule import Scheduler
 from audiencesync.state.ingest import IngestLog, queue_path
 from audiencesync.state.lease import lease
+from audiencesync.stream.commerce import CommerceDoor
 from audiencesync.stream.flusher import DEGRADED_AFTER, Flusher, SyncFn
 from audiencesync.stream.members import COLUMNS
 from audiencesync.stream.metrics import Metrics
@@ -46,8 +47,14 @@ class StreamRuntime:
         if not self.audiences:
             log.warning("no audience has `source: stream`; membership calls will be refused")
         self.metrics = Metrics()
-        self.parser = Parser(self.audiences, self.settings)
         self.log = IngestLog(queue_path(config.state), COLUMNS)
+        forward = config.conversions if config.conversions is not None and config.conversions.stream else None
+        self.commerce = (
+            CommerceDoor(config, forward, self.log, self.metrics, every=self.settings.flush_after, client=client)
+            if forward is not None
+            else None
+        )
+        self.parser = Parser(self.audiences, self.settings, commerce=self.commerce is not None)
         with lease(config.state, door="serve (start-up)", on_wait=log.warning) as store:
             create_tables(store, self.log)
         self.stats = QueueStats(flush_size=self.settings.flush_size)
@@ -73,8 +80,10 @@ class StreamRuntime:
         if not self.started:
             self.writer.start()
             self.flusher.start()
+            if self.commerce is not None:
+                self.commerce.start()
+            self._scheduling.start()  # with no `schedule` anywhere it still reads audience health daily
             if self.scheduler.audiences:
-                self._scheduling.start()
                 log.info("scheduled audiences: %s", ", ".join(self.scheduler.audiences))
             self.started = True
             if self.stats.pending:
@@ -87,6 +96,8 @@ class StreamRuntime:
             self.scheduler.stop()
             self.writer.stop()
             self.flusher.stop()
+            if self.commerce is not None:
+                self.commerce.stop()
             if self._scheduling.is_alive():
                 self._scheduling.join(30)
             self.started = False
@@ -101,6 +112,8 @@ class StreamRuntime:
         found = [f"scheduled sync of {k}" for k in self.scheduler.degraded(DEGRADED_AFTER)]
         if self.flusher.failed_in_a_row >= DEGRADED_AFTER:
             found.insert(0, f"stream flushes ({self.flusher.failed_in_a_row} failed in a row)")
+        if self.commerce is not None and self.commerce.failed_in_a_row >= DEGRADED_AFTER:
+            found.append(f"commerce deliveries ({self.commerce.failed_in_a_row} failed in a row)")
         return found
 
     def status(self) -> str:
@@ -124,8 +137,12 @@ class StreamRuntime:
             "oldest_change_age_seconds": round(self.stats.oldest_age(), 3),
             "flusher": self.flusher.status(),
             "stream_audiences": sorted(self.audiences),
+            **({"commerce": self.commerce.status()} if self.commerce is not None else {}),
             "now": time.time(),
         }
 
     def render_metrics(self) -> str:
-        return self.metrics.render(self.stats.pending, self.stats.oldest_age(), dict(self.flusher.depth_by_audience))
+        commerce = self.log.commerce_depth()[0] if self.commerce is not None else 0
+        return self.metrics.render(
+            self.stats.pending, self.stats.oldest_age(), dict(self.flusher.depth_by_audience), commerce_depth=commerce
+        )
