@@ -23,6 +23,7 @@ import pyarrow as pa
 from audiencesync.conversions.settings import ConversionsSettings
 from audiencesync.load.graph import GraphClient, GraphError
 from audiencesync.state import StateStore
+from audiencesync.state.store import KEEP_RUNS
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,19 @@ class ConversionState:
         )
 
     def finish_run(self, run_id: str, status: str, report: dict[str, Any]) -> None:
+        """Record the run, and keep the last `KEEP_RUNS` finished runs of the dataset: `serve` delivers
+        commerce events every few seconds, each delivery a run. Events acknowledged stay in
+        `st.conversion_events` whatever happens to their run's row."""
         self.con.execute(
             "UPDATE st.conversion_runs SET finished_at = ?, status = ?, report = ? WHERE run_id = ?",
             [datetime.now(UTC).replace(tzinfo=None), status, orjson.dumps(report, default=str).decode(), run_id],
+        )
+        self.con.execute(
+            """DELETE FROM st.conversion_runs WHERE dataset = $dataset AND finished_at < (
+                   SELECT min(finished_at) FROM (
+                       SELECT finished_at FROM st.conversion_runs WHERE dataset = $dataset
+                       AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT $keep))""",
+            {"dataset": self.dataset, "keep": KEEP_RUNS},
         )
 
 

@@ -44,11 +44,14 @@ class StreamRuntime:
         self.config = config
         self.settings = settings or serve_settings(config)
         self.audiences = stream_audiences(config)
-        if not self.audiences:
-            log.warning("no audience has `source: stream`; membership calls will be refused")
         self.metrics = Metrics()
         self.log = IngestLog(queue_path(config.state), COLUMNS)
         forward = config.conversions if config.conversions is not None and config.conversions.stream else None
+        if not self.audiences:
+            log.warning(
+                "no audience has `source: stream`: no membership call will change an audience%s",
+                "" if forward else ", and commerce events are not forwarded (`conversions.stream` is off)",
+            )
         self.commerce = (
             CommerceDoor(config, forward, self.log, self.metrics, every=self.settings.flush_after, client=client)
             if forward is not None
