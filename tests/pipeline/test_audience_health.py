@@ -194,3 +194,20 @@ def test_value_based_terms_only_matter_for_value_based_audiences(ws):
     cfg2 = ws.config([{"name": "LTV", "key": "ltv", "multi_key": True, "value": {"column": "ltv"}}])
     a = sync(cfg2).audiences[0]
     assert a.status == "failed" and "value-based" in a.error and "tos/?act=1234567890" in a.error
+
+
+def test_usage_restriction_and_sac_eligibility_are_read_kept_and_shown(ws):
+    """Reported as Facebook gives them (spec §2.2: `usage_restriction` is reported, never acted on)."""
+    ws.write_rows([person(i) for i in range(200)])
+    cfg = ws.config([EMAIL_ONLY])
+    assert sync(cfg).audiences[0].status == "ok"
+    fid = fb_id(cfg)
+    admin(ws, f"audiences/{fid}", {"usage_restriction": "EXCLUSION_ONLY", "is_eligible_for_sac_campaigns": False})
+    ws.write_rows([person(i) for i in range(201)])
+    assert sync(cfg).audiences[0].status == "ok"
+    with StateStore(cfg.state) as s:
+        reads = [h for _, h in health_state.history(s.con, fid)]
+    assert (reads[0].usage_restriction, reads[0].sac_eligible) == (None, True)
+    assert (reads[-1].usage_restriction, reads[-1].sac_eligible) == ("EXCLUSION_ONLY", False)
+    h = json.loads(invoke(ws, "status", "--json").output)["facebook_audiences"][0]["health"]
+    assert h["usage_restriction"] == "EXCLUSION_ONLY" and h["eligible_for_sac_campaigns"] is False

@@ -9,6 +9,7 @@ from audiencesync.state.schema import SCHEMA_VERSION, SchemaError
 from audiencesync.state.store import StateStore
 
 ADDED_IN_3 = ("stream_members", "stream_dirty", "rejects", "alert_conditions", "alert_deliveries")
+COLUMNS_ADDED_IN_3 = ("usage_restriction", "sac_eligible")
 
 
 def _downgrade(path: str, version: str) -> None:
@@ -16,6 +17,8 @@ def _downgrade(path: str, version: str) -> None:
     con = duckdb.connect(path)
     for table in ADDED_IN_3:
         con.execute(f"DROP TABLE {table}")
+    for column in COLUMNS_ADDED_IN_3:
+        con.execute(f"ALTER TABLE audience_health DROP COLUMN {column}")
     con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [version])
     con.close()
 
@@ -42,6 +45,8 @@ def test_a_version_2_file_gains_the_new_tables_and_keeps_its_rows(tmp_path):
             (SCHEMA_VERSION,)
         ]
         assert store.con.execute("SELECT pk, raw_fp FROM st.source_rows").fetchall() == [("pk1", 42)]
+        columns = {r[0] for r in store.con.execute("DESCRIBE st.audience_health").fetchall()}
+        assert set(COLUMNS_ADDED_IN_3) <= columns
     finally:
         store.close()
     assert set(ADDED_IN_3) <= _tables(path)

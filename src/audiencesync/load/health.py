@@ -21,8 +21,12 @@ HEALTH_FIELDS: dict[str, float] = {
     "data_source": 0,
     "time_updated": 0,
     "fields_violating_integrity_policy": 0,
+    "usage_restriction": 25.0,
+    "is_eligible_for_sac_campaigns": 22.0,
 }
-"""Field → the first API version that serves it (spec §2.2 lists all of these on every version)."""
+"""Field → the first API version that serves it (spec §2.2): `usage_restriction` came with v25.0 and is
+reported, never acted on (its meaning is not documented); `is_eligible_for_sac_campaigns` (housing,
+employment, credit) from the first version after 2025-01."""
 
 PREFLIGHT_FIELDS = ["operation_status", "fields_violating_integrity_policy", "permission_for_actions"]
 
@@ -76,6 +80,8 @@ class Health:
     time_updated: int | None = None
     flagged_fields: list[str] = field(default_factory=list)
     members_held: int = 0
+    usage_restriction: str | None = None
+    sac_eligible: bool | None = None
     problem: str | None = None
 
     @property
@@ -119,7 +125,15 @@ def read_health(client: GraphClient, fb_id: str, members_held: int) -> Health:
         time_updated=_int(node.get("time_updated")),
         flagged_fields=[str(f) for f in node.get("fields_violating_integrity_policy") or []],
         members_held=members_held,
+        usage_restriction=str(node["usage_restriction"]) if node.get("usage_restriction") else None,
+        sac_eligible=_bool(node.get("is_eligible_for_sac_campaigns")),
     )
+
+
+def _bool(v: Any) -> bool | None:
+    if isinstance(v, bool) or v is None:
+        return v
+    return str(v).lower() in ("true", "1")
 
 
 def _int(v: Any) -> int | None:

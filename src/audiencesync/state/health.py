@@ -25,6 +25,8 @@ COLUMNS = (
     "flagged_count",
     "flagged_fields",
     "problem",
+    "usage_restriction",
+    "sac_eligible",
 )
 
 
@@ -44,6 +46,8 @@ def record(con: duckdb.DuckDBPyConnection, h: Health) -> None:
             len(h.flagged_fields),
             ",".join(h.flagged_fields) or None,
             h.problem,
+            h.usage_restriction,
+            h.sac_eligible,
         ],
     )
     con.execute(
@@ -67,6 +71,8 @@ def _health(row: tuple[Any, ...]) -> tuple[datetime, Health]:
         members_held=d["members_held"],
         flagged_fields=d["flagged_fields"].split(",") if d["flagged_fields"] else [],
         problem=d["problem"],
+        usage_restriction=d["usage_restriction"],
+        sac_eligible=d["sac_eligible"],
     )
 
 
@@ -98,5 +104,7 @@ def as_dict(read_at: datetime, h: Health) -> dict[str, Any]:
         "delivery_status": h.delivery_code,
         "data_source": h.data_source,
         "flagged_fields": h.flagged_fields,
+        "usage_restriction": h.usage_restriction,
+        "eligible_for_sac_campaigns": h.sac_eligible,
         "warning": h.warning,
     }

@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS st.audience_health (
     fb_id VARCHAR NOT NULL, read_at TIMESTAMP NOT NULL, lower BIGINT, upper BIGINT,
     operation_code INTEGER, delivery_code INTEGER, data_source VARCHAR, time_updated BIGINT,
     members_held BIGINT NOT NULL, flagged_count INTEGER NOT NULL DEFAULT 0, flagged_fields VARCHAR,
-    problem VARCHAR
+    problem VARCHAR, usage_restriction VARCHAR, sac_eligible BOOLEAN
 );
 CREATE TABLE IF NOT EXISTS st.stream_members (
     audience_key VARCHAR, pk VARCHAR, external_id VARCHAR, email VARCHAR, phone VARCHAR, first_name VARCHAR,
@@ -100,6 +100,8 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str) -> None:
     """Create what is missing and record the version; version 1 and 2 files only lack new tables
     (version 3 added the stream members and their dirty list, rejects and alert state)."""
     con.execute(DDL)
+    for column, kind in (("usage_restriction", "VARCHAR"), ("sac_eligible", "BOOLEAN")):  # added in version 3
+        con.execute(f"ALTER TABLE st.audience_health ADD COLUMN IF NOT EXISTS {column} {kind}")
     row = con.execute("SELECT value FROM st.meta WHERE key = 'schema_version'").fetchone()
     found = row[0] if row else None
     if found not in (None, "1", "2", SCHEMA_VERSION):
