@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
+
+RECENT_FLUSHES = 50
 
 
 @dataclass
@@ -30,6 +32,8 @@ class Metrics:
     commerce_skipped: Counter[str] = field(default_factory=Counter)
     commerce_rejected: Counter[str] = field(default_factory=Counter)
     last_flush_seconds: float = 0.0
+    recent_flushes: deque[tuple[float, float, bool]] = field(default_factory=lambda: deque(maxlen=RECENT_FLUSHES))
+    """(finished at, seconds, ok) of the latest flushes, for the dashboard's Stream page."""
     last_success: float | None = None
     audience_last_success: dict[str, float] = field(default_factory=dict)
     audience_failures: Counter[str] = field(default_factory=Counter)
@@ -63,6 +67,7 @@ class Metrics:
     def flushed(self, seconds: float, ok: bool) -> None:
         with self._lock:
             self.last_flush_seconds = seconds
+            self.recent_flushes.append((time.time(), seconds, ok))
             self.flushes["ok" if ok else "failed"] += 1
             if ok:
                 self.last_success = time.time()

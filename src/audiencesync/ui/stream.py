@@ -1,7 +1,8 @@
 """The Stream page's numbers, from the running server (`serve`): queue, rates, flushes, refusals.
 
 The server's counters are totals; this keeps a few minutes of samples of them (taken whenever the
-page or its JSON is read) to turn them into changes per minute and a list of recent flush durations.
+page or its JSON is read) to turn them into changes per minute. Recent flush durations are the
+server's own (`Metrics.recent_flushes`), so every flush shows, seen or not.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections import deque
 from typing import Any
 
 WINDOW_S = 300.0
-KEEP_FLUSHES = 50
 
 
 class StreamView:
@@ -21,8 +21,6 @@ class StreamView:
     def __init__(self, runtime: Any | None):
         self.runtime = runtime
         self._samples: deque[tuple[float, int]] = deque()
-        self._flushes: deque[tuple[float, float]] = deque(maxlen=KEEP_FLUSHES)
-        self._seen_flushes = 0
         self._lock = threading.Lock()
 
     def snapshot(self) -> dict[str, Any] | None:
@@ -40,16 +38,12 @@ class StreamView:
             started = m.started
             invalid = {f"{k} {r.replace('_', ' ')}": n for (k, r), n in m.invalid_values.items()}
             syncs = {k: round(v, 3) for k, v in sorted(m.audience_sync_seconds.items())}
-        count = sum(flushes.values())
+            recent = list(m.recent_flushes)
         with self._lock:
             self._samples.append((now, accepted))
             while self._samples and now - self._samples[0][0] > WINDOW_S:
                 self._samples.popleft()
-            if count > self._seen_flushes:
-                self._flushes.append((now, last_flush))
-                self._seen_flushes = count
             first_t, first_n = self._samples[0]
-            recent = list(self._flushes)
         span = now - first_t
         per_min = (accepted - first_n) / span * 60 if span >= 5 else (accepted / max(now - started, 1e-9)) * 60
         health = rt.health()
@@ -64,7 +58,7 @@ class StreamView:
             "flushes": flushes,
             "last_flush_seconds": round(last_flush, 3),
             "last_successful_flush": last_success,
-            "flush_durations": [{"at": t, "seconds": round(s, 3)} for t, s in recent],
+            "flush_durations": [{"at": t, "seconds": round(s, 3), "ok": ok} for t, s, ok in recent],
             "last_sync_seconds": syncs,
             "refused_by_reason": dict(sorted(rejected.items(), key=lambda kv: -kv[1])),
             "invalid_values": dict(sorted(invalid.items(), key=lambda kv: -kv[1])),
