@@ -15,7 +15,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from audiencesync.config import Config, ConfigError, load_config
+from audiencesync.config import Config, ConfigError, load_config, snake_case
 
 if TYPE_CHECKING:
     from audiencesync.state.store import FacebookAudience, StateStore
@@ -245,6 +245,11 @@ def status(
         )
 
 
+def _audience_key(cfg: Config, audience: str) -> str:
+    """The state's key of an audience named by key or name; one no longer configured by its name's key."""
+    return next((a.key for a in cfg.audiences if audience in (a.key, a.name)), snake_case(audience))
+
+
 @app.command()
 def history(
     audience: Annotated[str, typer.Argument(help="The audience's key or name.")],
@@ -256,12 +261,11 @@ def history(
     """What Facebook said after each run's writes: matched size and match rate, statuses, flags."""
     import json
 
-    from audiencesync.config import snake_case
     from audiencesync.report import rate_range, size_range
     from audiencesync.state import health
 
     cfg = _config(config)
-    key = next((a.key for a in cfg.audiences if audience in (a.key, a.name)), snake_case(audience))
+    key = _audience_key(cfg, audience)
     with _state(cfg, "history", wait) as store:
         fbs = store.facebook_audiences(key)
         rows = [(fb, read_at, h) for fb in fbs for read_at, h in health.history(store.con, fb.fb_id, limit)]
@@ -299,11 +303,10 @@ def rejects(
     """Source rows whose match-key values Facebook would not take: primary key, key and reason (never the value)."""
     import csv
 
-    from audiencesync.config import snake_case
     from audiencesync.state import rejects as rejects_state
 
     cfg = _config(config)
-    key = next((a.key for a in cfg.audiences if audience in (a.key, a.name)), snake_case(audience))
+    key = _audience_key(cfg, audience)
     with _state(cfg, "rejects", wait) as store:
         found = rejects_state.runs(store.con, key)
         rows = rejects_state.listing(store.con, key, run_id)

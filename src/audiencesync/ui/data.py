@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from audiencesync.config import AudienceSettings, Config
-from audiencesync.load.health import COUNT_FLOOR, FLAGGED, LOW_MATCH_RATE
+from audiencesync.load.health import FLAGGED, LOW_MATCH_RATE, Health
 from audiencesync.state import dashboard as reads
 from audiencesync.state.lease import StateBusy, current_holder, lease
 from audiencesync.state.store import StateStore
@@ -56,11 +56,9 @@ class FacebookRow:
 
     @property
     def match_rate(self) -> tuple[float | None, float | None]:
+        """The same range `status` shows (`Health.match_rate`: Facebook's 1,000 floor means "at most")."""
         v = self.view
-        if not v.members_held or v.lower is None or v.upper is None:
-            return None, None
-        lower = 0 if v.lower == v.upper == COUNT_FLOOR else v.lower
-        return min(lower / v.members_held, 1.0), min(v.upper / v.members_held, 1.0)
+        return Health(fb_id=v.fb_id, lower=v.lower, upper=v.upper, members_held=v.members_held or 0).match_rate
 
     @property
     def warnings(self) -> list[str]:
