@@ -41,6 +41,8 @@ class KeySpec:
     accepts_dates: bool = False
     distinct: bool = True
     derived_from: str | None = None
+    few_normalized: bool = False
+    """Its normalized values come from a small set (years, months, days, genders), so each is hashed once."""
 
     @property
     def hashed(self) -> bool:
@@ -58,19 +60,19 @@ KEYS: tuple[KeySpec, ...] = (
             fast=fastpaths.name_fast),
     KeySpec("FI", ("fi", "first_initial"), "sha256", text.first_initial,
             fast=fastpaths.first_initial_fast, derived_from="FN"),
-    KeySpec("GEN", ("gen", "gender", "sex"), "sha256", text.gender),
+    KeySpec("GEN", ("gen", "gender", "sex"), "sha256", text.gender, few_normalized=True),
     KeySpec("DOBY", ("doby", "birth_year", *WHOLE_DATE_ALIASES), "sha256", dates.birth_year,
-            fast=fastpaths.birth_year_fast, accepts_dates=True),
+            fast=fastpaths.birth_year_fast, accepts_dates=True, few_normalized=True),
     KeySpec("DOBM", ("dobm", "birth_month", *WHOLE_DATE_ALIASES), "sha256", dates.birth_month,
-            accepts_dates=True),
+            accepts_dates=True, few_normalized=True),
     KeySpec("DOBD", ("dobd", "birth_day", *WHOLE_DATE_ALIASES), "sha256", dates.birth_day,
-            accepts_dates=True),
+            accepts_dates=True, few_normalized=True),
     KeySpec("CT", ("ct", "city", "address_city"), "sha256", geo.city, fast=fastpaths.city_fast),
     KeySpec("ST", ("st", "state", "address_state", "region"), "sha256", geo.state,
             fast=fastpaths.state_fast, uses_country=True),
     KeySpec("ZIP", ("zip", "zip_code", "zipcode", "postal_code", "postcode"), "sha256", geo.postal_code,
             fast=fastpaths.zip_fast, uses_country=True),
-    KeySpec("COUNTRY", ("country", "country_code", "countryCode"), "sha256", geo.country),
+    KeySpec("COUNTRY", ("country", "country_code", "countryCode"), "sha256", geo.country, few_normalized=True),
     KeySpec("MADID", ("madid", "idfa", "gaid", "advertising_id", "mobile_ad_id", "ios_idfa",
                       "android_advertising_id"), "plain", text.madid, fast=fastpaths.madid_fast,
             distinct=False),

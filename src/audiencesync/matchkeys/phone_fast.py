@@ -240,23 +240,21 @@ def _each_pattern(
 ) -> pl.Series | None:
     """`apply(text, pattern)` for the rows of each metadata pattern in turn (a pattern given per row
     is compiled per row), null elsewhere; None when no row has a pattern."""
-    pattern_ids = rows.get_column(ids)
-    if pattern_ids.null_count() == rows.height:
+    if rows.get_column(ids).null_count() == rows.height:
         return None
-    result: pl.Series | None = None
-    for pattern_id in pattern_ids.drop_nulls().unique().to_list():
-        where = (pattern_ids == pattern_id).fill_null(False).arg_true()
-        pattern = rows.get_column(patterns)[int(where[0])]
-        found = apply(rows.get_column(column).gather(where), pattern)
-        if result is None:
-            result = pl.Series(found.name, [None] * rows.height, found.dtype)
-        result = result.scatter(where, found)
-    return result
+    present = rows.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"), ids, patterns, column)
+    at: list[pl.Series] = []
+    found: list[pl.Series] = []
+    for part in present.filter(pl.col(ids).is_not_null()).partition_by(ids, maintain_order=False):
+        at.append(part.get_column("_at"))
+        found.append(apply(part.get_column(column), part.get_column(patterns)[0]))
+    values = pl.concat(found)
+    return _scattered(rows.height, pl.concat(at), values)
 
 
 def _scattered(height: int, rows: pl.Series, values: pl.Series) -> pl.Series:
     """A column of `height` nulls with `values` at `rows`."""
-    return pl.Series(values.name, [None] * height, values.dtype).scatter(rows, values)
+    return pl.repeat(None, height, dtype=values.dtype, eager=True).alias(values.name).scatter(rows, values)
 
 
 _SEPARATORS = dict.fromkeys(" ().-+", "")
