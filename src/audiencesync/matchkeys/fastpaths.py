@@ -59,7 +59,7 @@ EMPTY = pl.col("_empty")
 PRE = pl.col("_pre")
 CLAIMED = V.is_null() | SURE
 T_NUMBER = pl.col("_tn")
-LOWER = pl.col("_lower")
+HEX = pl.col("_hex")
 
 
 def prepare(frame: pl.DataFrame) -> pl.LazyFrame:
@@ -92,10 +92,9 @@ def prepare(frame: pl.DataFrame) -> pl.LazyFrame:
     staged = staged.lazy().with_columns(t=pl.col("_n").str.strip_chars(space))
     return staged.with_columns(
         _empty=V.is_null() | (T.str.len_bytes() == 0),
-        _pre=T.map_batches(_prehashed, return_dtype=pl.Boolean, is_elementwise=True),
-        _lower=T.map_batches(lowercase, return_dtype=pl.String, is_elementwise=True),
+        _hex=T.map_batches(_prehashed, return_dtype=pl.String, is_elementwise=True),
         _tn=T.map_batches(_float_suffix_dropped, return_dtype=pl.String, is_elementwise=True),
-    )
+    ).with_columns(_pre=HEX.is_not_null())
 
 
 def lowercase(text: pl.Series) -> pl.Series:
@@ -108,13 +107,20 @@ def lowercase(text: pl.Series) -> pl.Series:
     return lowered.scatter(rows, text.gather(rows).str.to_lowercase())
 
 
+def _lowered() -> pl.Expr:
+    return T.map_batches(lowercase, return_dtype=pl.String, is_elementwise=True)
+
+
 def _prehashed(text: pl.Series) -> pl.Series:
-    """64 hex digits; the pattern runs on the values of length 64 only."""
-    rows = (text.str.len_bytes() == 64).fill_null(False)
-    if not rows.any():
-        return rows
-    where = rows.arg_true()
-    return rows.scatter(where, text.gather(where).str.contains(r"^[0-9A-Fa-f]{64}$"))
+    """Lowercased where the text is 64 hex digits (a hash made elsewhere), null elsewhere: only the
+    values of length 64 are looked at."""
+    where = (text.str.len_bytes() == 64).fill_null(False).arg_true()
+    hexes = pl.repeat(None, len(text), dtype=pl.String, eager=True).alias(text.name)
+    if not len(where):
+        return hexes
+    candidates = text.gather(where)
+    found = candidates.str.contains(r"^[0-9A-Fa-f]{64}$")
+    return hexes.scatter(where.filter(found), candidates.filter(found).str.to_lowercase())
 
 
 def _float_suffix_dropped(text: pl.Series) -> pl.Series:
@@ -132,7 +138,7 @@ def _finish(frame: pl.LazyFrame, norm: pl.Expr, reason: pl.Expr, *, hashed: bool
     """Empty and pre-hashed are decided here once, so each key only describes its own rule."""
     pre = (~EMPTY & PRE) if hashed else pl.lit(False)
     return frame.with_columns(
-        norm=pl.when(EMPTY).then(None).when(pre).then(LOWER).otherwise(norm),
+        norm=pl.when(EMPTY).then(None).when(pre).then(HEX).otherwise(norm),
         reason=pl.when(EMPTY | pre).then(None).otherwise(reason),
         pre=pre.fill_null(False),
         done=CLAIMED.fill_null(True),
@@ -141,7 +147,7 @@ def _finish(frame: pl.LazyFrame, norm: pl.Expr, reason: pl.Expr, *, hashed: bool
 
 def email_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     """`text.email`: lowercase, NFC again (lowercasing can decompose), then the address shape."""
-    frame = frame.with_columns(_low=nfc_expr(LOWER, PLAIN)).with_columns(
+    frame = frame.with_columns(_low=nfc_expr(_lowered(), PLAIN)).with_columns(
         _ok=pl.col("_low").str.contains(_EMAIL)
     )
     valid = pl.col("_ok")
@@ -151,7 +157,7 @@ def email_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
 def _name_letters(frame: pl.LazyFrame) -> pl.LazyFrame:
     """`text.name`: lowercase and NFC, keep letters and marks of any script, NFC again (dropping a
     character between a letter and a mark can make them compose). `_has` says a letter is left."""
-    lowered = nfc_expr(LOWER, PLAIN)
+    lowered = nfc_expr(_lowered(), PLAIN)
     frame = frame.with_columns(_letters=nfc_expr(lowered.str.replace_all(_NOT_LETTER_OR_MARK, ""), PLAIN))
     return frame.with_columns(_has=pl.col("_letters").str.contains(r"\p{L}"))
 
@@ -309,7 +315,7 @@ def birth_year_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
 
 def madid_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     """The scalar rule's two checks in its order: all-zero first, then the UUID shape."""
-    frame = frame.with_columns(_low=LOWER)
+    frame = frame.with_columns(_low=_lowered())
     lowered = pl.col("_low")
     frame = frame.with_columns(
         _zero=lowered.str.contains(f"^{ZERO_MADID_PATTERN}$"), _uuid=lowered.str.contains(f"^{MADID_PATTERN}$")

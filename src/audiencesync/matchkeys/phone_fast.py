@@ -180,14 +180,17 @@ def _resolved(rows: pl.DataFrame) -> pl.DataFrame:
     at = rows.get_column("mr").replace_strict(index, default=None, return_dtype=pl.UInt32)
     rows = rows.filter(at.is_not_null())
     at = at.drop_nulls()
-    rows = rows.with_columns([rules.get_column(name).gather(at) for name in rules.columns[1:]])
+    # Rows carry their region's index `ri` and its small columns; the long patterns stay in `rules`.
+    rows = rows.with_columns(
+        [rules.get_column(name).gather(at) for name in rules.columns[1:] if name not in _PATTERNS], ri=at
+    )
     d, n, trunk = pl.col("d"), pl.col("n"), pl.col("trunk")
     intl = rows.get_column("intl")
     if not intl.all():
         national = rows.filter(~intl)
         own_code = d.str.starts_with(pl.col("cc")) | d.str.starts_with(pl.col("idd")).fill_null(False)
         national = national.filter(~own_code)
-        dialled = _each_pattern(national, "idd_id", "idd_re", "d", lambda text, pattern: text.str.contains(pattern))
+        dialled = _each_pattern(national, "idd_id", "idd_re", "d", _contains)
         if dialled is not None:
             # IDD patterns with alternatives (Brazil's carrier codes, Korea's, Australia's).
             national = national.filter(~dialled.fill_null(False))
@@ -205,14 +208,15 @@ def _resolved(rows: pl.DataFrame) -> pl.DataFrame:
         # when the number matches the region's pattern with it and not without it.
         part = rows.filter(prefixed)
         part = part.with_columns(_cand=n.str.slice(trunk.str.len_bytes()))
-        cand, general = pl.col("_cand"), pl.col("general")
-        part = part.with_columns(_fits=cand.str.contains(general).fill_null(True))
+        cand = pl.col("_cand")
+        fits = _each_pattern(part, "ri", "general", "_cand", _contains)
+        part = part.with_columns(_fits=fits.fill_null(True) if fits is not None else pl.lit(True))
         # The whole number is matched against the pattern only where the stripped one does not fit.
         misfits = (~part.get_column("_fits")).arg_true()
         viable = pl.repeat(False, part.height, dtype=pl.Boolean, eager=True)
         if len(misfits):
-            whole = part[misfits].select(n.str.contains(general).fill_null(False)).to_series()
-            viable = viable.scatter(misfits, whole)
+            whole = _each_pattern(part[misfits], "ri", "general", "n", _contains)
+            viable = viable.scatter(misfits, whole.fill_null(False)) if whole is not None else viable
         keeps = _bit("keeps", _power(cand.str.len_bytes())) | pl.lit(viable)
         part = part.with_columns(
             n=pl.when(keeps).then(n).otherwise(cand),
@@ -235,21 +239,34 @@ def _resolved(rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+_PATTERNS = ("idd_re", "trunk_re", "general")
+"""The rules' regex columns: long texts, looked up by region index (`ri`) rather than copied to rows."""
+
+
+def _contains(text: pl.Series, pattern: str) -> pl.Series:
+    return text.str.contains(pattern)
+
+
 def _each_pattern(
     rows: pl.DataFrame, ids: str, patterns: str, column: str, apply: Callable[[pl.Series, str], pl.Series]
 ) -> pl.Series | None:
-    """`apply(text, pattern)` for the rows of each metadata pattern in turn (a pattern given per row
-    is compiled per row), null elsewhere; None when no row has a pattern."""
+    """`apply(text, pattern)` for the rows of each metadata pattern in turn (the `patterns` column of
+    the rules, read at the region `ri` of any row of the group: rows of one id share a pattern), null
+    where there is none; None when no row has a pattern."""
     if rows.get_column(ids).null_count() == rows.height:
         return None
-    present = rows.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"), ids, patterns, column)
+    texts = _rules_frame().get_column(patterns)
+    present = rows.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"), pl.col(ids).alias("_id"), "ri", column)
     at: list[pl.Series] = []
     found: list[pl.Series] = []
-    for part in present.filter(pl.col(ids).is_not_null()).partition_by(ids, maintain_order=False):
-        at.append(part.get_column("_at"))
-        found.append(apply(part.get_column(column), part.get_column(patterns)[0]))
-    values = pl.concat(found)
-    return _scattered(rows.height, pl.concat(at), values)
+    for part in present.filter(pl.col("_id").is_not_null()).partition_by("_id", maintain_order=False):
+        pattern = texts[int(part.get_column("ri")[0])]
+        if pattern is not None:
+            at.append(part.get_column("_at"))
+            found.append(apply(part.get_column(column), pattern))
+    if not found:
+        return None
+    return _scattered(rows.height, pl.concat(at), pl.concat(found))
 
 
 def _scattered(height: int, rows: pl.Series, values: pl.Series) -> pl.Series:
