@@ -14,6 +14,8 @@ change (50% edited, 25% gone, 25% new) and each planner plans in a fresh process
 (Spark's session start is timed apart). Targets (issue 15): ≤ 60 s plus session start, driver ≤ 4 GB.
 
 Usage: .venv/bin/python bench/spark.py [--members N ...] [--master local[2]] [--driver-memory 4g]
+         [--no-embedded] [--baseline-memory 8GB]
+       .venv/bin/python bench/spark.py --mirror-only --members 10000000   (the mirror patched vs rewritten)
 """
 
 from __future__ import annotations
@@ -199,7 +201,28 @@ def same_rows(a: Path, b: Path) -> bool:
     return diff == 0
 
 
-def bench(members: int, master: str, driver_memory: str, keep_embedded: bool) -> dict[str, Any]:
+def _baseline(cfg: Path, memory_limit: str) -> None:
+    """`bench/sync.py`'s baseline (the whole source planned once and committed), with DuckDB given
+    `memory_limit`: setup, not measured; at 50M members the first plan does not fit the state's
+    default 768 MB (it failed with DuckDB's out-of-memory error)."""
+    import audiencesync.state as state
+
+    default = state.StateStore
+
+    class Roomy(default):  # type: ignore[misc,valid-type]
+        def __init__(self, path: Any, **kw: Any) -> None:
+            super().__init__(path, **{**kw, "memory_limit": memory_limit})
+
+    state.StateStore = Roomy  # type: ignore[misc]
+    try:
+        sync_bench._baseline(cfg)
+    finally:
+        state.StateStore = default  # type: ignore[misc]
+
+
+def bench(
+    members: int, master: str, driver_memory: str, keep_embedded: bool, baseline_memory: str = "768MB"
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         root = Path(tmp)
         emb, spk = root / "embedded", root / "spark"
@@ -208,7 +231,7 @@ def bench(members: int, master: str, driver_memory: str, keep_embedded: bool) ->
         t0 = time.perf_counter()
         sync_bench.make_source(source, members)
         cfg = sync_bench.write_config(emb, "http://127.0.0.1:9", source)
-        sync_bench._baseline(cfg)
+        _baseline(cfg, baseline_memory)
         shutil.copytree(emb, spk)
         spark_config(spk / "audiencesync.yml", source, master, driver_memory)
         run(["_fingerprints", str(spk / "audiencesync.yml")])
@@ -242,6 +265,53 @@ def bench(members: int, master: str, driver_memory: str, keep_embedded: bool) ->
         return {"members": members, "seconds": s["seconds"], "cores": cores}
 
 
+def mirror_bench(members: int, change_pct: float = 1.0) -> None:
+    """The mirror after a run: patched with the run's delta (what a Spark run does now) beside
+    rewritten whole from the ledger (what it did before, and still does after a lost mirror or past
+    the compaction share), on a ledger of `members` (one cached fingerprint and two held rows each)
+    after a run that touched `change_pct`% of them. DuckDB only: no Spark session."""
+    from audiencesync.state import StateStore, spark_mirror
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        root = Path(tmp) / "mirror"
+        with StateStore(Path(tmp) / "state.duckdb") as store:
+            c = store.con
+            store.record_facebook_audience("vip", "email", "111", "VIP (email)", "single", False)
+            c.execute("INSERT INTO st.source_rows SELECT 'vip', 'C' || i, hash(i) FROM range(?) t(i)", [members])
+            c.execute(
+                "INSERT INTO st.fb_rows SELECT '111', 'C' || i, hash(i, k), 'EMAIL_SHA256', ['h'] "
+                "FROM range(?) t(i), range(2) s(k)",
+                [members],
+            )
+            spark_mirror.ensure(c, "vip", root)
+            step = max(1, int(100 / change_pct))
+            c.execute("CREATE TEMP TABLE touched AS SELECT 'C' || i AS pk FROM range(0, ?, ?) t(i)", [members, step])
+            t0 = time.perf_counter()
+            spark_mirror.note_before(c, "vip", "touched")  # as the Spark planner does before uploading
+            noted = time.perf_counter() - t0
+            c.execute("UPDATE st.source_rows SET raw_fp = raw_fp + 1 WHERE pk IN (SELECT pk FROM touched)")
+            c.execute("UPDATE st.fb_rows SET row_fp = row_fp + 1 WHERE pk IN (SELECT pk FROM touched)")
+            t0 = time.perf_counter()
+            rebuilt = spark_mirror.refresh(c, "vip", root, touched="touched")
+            patched = time.perf_counter() - t0
+            m = spark_mirror.ensure(c, "vip", root)
+            delta_mb = sum(f.stat().st_size for d in m.deltas for f in Path(d).glob("*.parquet")) / 2**20
+            base_mb = sum(f.stat().st_size for f in Path(m.where, "base").rglob("*.parquet")) / 2**20
+            t0 = time.perf_counter()
+            spark_mirror.rebuild(c, "vip", root)
+            whole = time.perf_counter() - t0
+            touched = c.execute("SELECT count(*) FROM touched").fetchall()[0][0]
+    load = os.getloadavg()[0]
+    print(f"\nmirror after a run touching {touched:,} of {members:,} members ({change_pct}%), load {load:.1f}:")
+    print("| mirror | seconds | written |")
+    print("|---|---|---|")
+    print(
+        f"| patched (delta{', rebuilt!' if rebuilt else ''}) | {patched:.2f} s (+ {noted:.2f} s noted at plan) "
+        f"| {delta_mb:.1f} MB |"
+    )
+    print(f"| rewritten whole | {whole:.2f} s | {base_mb:.1f} MB |")
+
+
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1].startswith("_"):
         {
@@ -255,8 +325,14 @@ def main() -> None:
     p.add_argument("--master", default="local[2]")
     p.add_argument("--driver-memory", default="4g")
     p.add_argument("--no-embedded", action="store_true", help="Spark only (e.g. 50M, past the embedded budget)")
+    p.add_argument("--baseline-memory", default="768MB", help="DuckDB's memory for the setup's baseline (50M: 8GB)")
+    p.add_argument("--mirror-only", action="store_true", help="only the mirror's patch beside its rewrite (DuckDB)")
     args = p.parse_args()
-    runs = [bench(n, args.master, args.driver_memory, keep_embedded=not args.no_embedded) for n in args.members]
+    if args.mirror_only:
+        for n in args.members:
+            mirror_bench(n)
+        return
+    runs = [bench(n, args.master, args.driver_memory, not args.no_embedded, args.baseline_memory) for n in args.members]
     extrapolate(runs)
 
 

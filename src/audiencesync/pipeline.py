@@ -300,6 +300,7 @@ class _Run:
 
     def _planner(self, source: QuerySource) -> Planner:
         """The one place the engine is chosen: both return the same `Plan` for `_load`."""
+        spark_mirror.drop_plan_views(self.store.con)  # an earlier Spark plan's views over its Parquet batches
         if self.src.engine == "spark":
             from audiencesync.engines.spark.planner import SparkPlanner
 
@@ -472,7 +473,10 @@ class _Run:
         r = plan.relations
         store.ledger.commit_source(a.key, current=r.current, changed=r.changed, deleted=r.deleted, touched=r.touched)
         if self.src.engine == "spark":
-            spark_mirror.refresh(store.con, a.key, spark_mirror.root(self.config.state, self.config.spark))
+            moved = f"(SELECT pk FROM {r.touched} UNION SELECT pk FROM {r.changed} UNION SELECT pk FROM {r.deleted})"
+            root = spark_mirror.root(self.config.state, self.config.spark)
+            spark_mirror.refresh(store.con, a.key, root, touched=moved, settings=self.config.spark)
+            spark_mirror.drop_plan(root, a.key)
         if self.stream:
             stream_members.planned(store.con, a.key, plan.scope)
         return "ok", leftover

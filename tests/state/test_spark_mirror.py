@@ -31,6 +31,10 @@ def ledger(store: StateStore) -> None:
     store.con.execute("INSERT INTO st.source_rows VALUES ('vip', 'C1', 18446744073709551615), ('vip', 'C2', 0)")
 
 
+def read(store: StateStore, directory: str, what: str) -> list[tuple]:
+    return store.con.execute(f"SELECT {what} FROM read_parquet('{directory}/*.parquet') ORDER BY ALL").fetchall()
+
+
 def test_the_mirror_holds_one_audiences_rows_and_is_rebuilt_when_the_ledger_moves(tmp_path):
     state = tmp_path / "state.duckdb"
     root = spark_mirror.root(str(state), None)
@@ -38,9 +42,9 @@ def test_the_mirror_holds_one_audiences_rows_and_is_rebuilt_when_the_ledger_move
         ledger(store)
         first = spark_mirror.ensure(store.con, "vip", root)
         assert first.rebuilt
-        held = store.con.execute(f"SELECT * FROM read_parquet('{first.fb_rows}/*.parquet') ORDER BY pk").fetchall()
+        held = read(store, first.base("fb_rows"), "*")
         assert held == [("111", "C1", -(2**63) + 5), ("111", "C2", 7)]  # no payloads, no other audience
-        cache = store.con.execute(f"SELECT * FROM read_parquet('{first.source_rows}/*.parquet') ORDER BY pk").fetchall()
+        cache = read(store, first.base("source_rows"), "*")
         assert cache == [("C1", -1), ("C2", 0)]
         assert not spark_mirror.ensure(store.con, "vip", root).rebuilt
         assert not spark_mirror.refresh(store.con, "vip", root)
@@ -53,7 +57,7 @@ def test_the_mirror_holds_one_audiences_rows_and_is_rebuilt_when_the_ledger_move
         (spark_mirror.directory(root, "vip") / spark_mirror.MANIFEST).unlink()  # a crash mid-rebuild
         again = spark_mirror.ensure(store.con, "vip", root)
         assert again.rebuilt
-        assert store.con.execute(f"SELECT count(*) FROM read_parquet('{again.fb_rows}/*.parquet')").fetchall() == [(1,)]
+        assert read(store, again.base("fb_rows"), "count(*)") == [(1,)]
 
 
 def test_the_mirror_lives_where_the_spark_section_says(tmp_path):

@@ -100,7 +100,7 @@ def stage_from_adbc(con: duckdb.DuckDBPyConnection, name: str, table: str, setti
                 raise ArrowSourceError(f"source {name!r}: reading the result failed: {mask_error(e)}") from None
             except Exception as e:
                 raise ArrowSourceError(
-                    f"source {name!r}: query: the query failed ({type(e).__name__}: {mask_error(_first_line(e))})"
+                    f"source {name!r}: query: the query failed ({type(e).__name__}: {mask_error(first_line(e))})"
                 ) from None
             finally:
                 stmt.close()
@@ -119,7 +119,7 @@ def _text_sql(kind: pa.DataType, col: str) -> str:
     return f"CAST({col} AS VARCHAR)"
 
 
-def _first_line(e: Exception) -> str:
+def first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else ""
 
 

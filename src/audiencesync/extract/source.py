@@ -54,7 +54,7 @@ class QuerySource:
         self.set_aside: tuple[BadRow, ...] = ()
         if settings.type in ("sqlite", "dbapi"):
             self.query = f"SELECT * FROM {_stage_from_driver(con, name, settings, self.query)}"
-        elif settings.type == "adbc":
+        elif settings.type in ("adbc", "databricks", "bigquery"):
             self.query = f"SELECT * FROM {_stage_from_adbc(con, name, settings, self.query)}"
         elif settings.path:
             self.catalog = "src_" + re.sub(r"\W", "_", name)
@@ -65,7 +65,7 @@ class QuerySource:
                     con.execute(f"ATTACH '{path}' AS {self.catalog} (READ_ONLY)")
                 except duckdb.Error as e:
                     raise SourceError(f"source {name!r}: cannot open {settings.path}: {mask_error(e)}") from None
-        if settings.type not in ("sqlite", "dbapi", "adbc"):
+        if settings.type not in ("sqlite", "dbapi", "adbc", "databricks", "bigquery"):
             self._guard_csv()
 
     def _guard_csv(self) -> None:
@@ -164,11 +164,21 @@ def _stage_from_driver(con: duckdb.DuckDBPyConnection, name: str, settings: Sour
 
 
 def _stage_from_adbc(con: duckdb.DuckDBPyConnection, name: str, settings: SourceSettings, query: str) -> str:
-    """Run the query through the source's ADBC driver, once, as Arrow record batches into a DuckDB
-    temp table (`extract/adbc.py`); the planner then reads it like any other source."""
+    """Run the query through the source's ADBC driver (or the Databricks or BigQuery client, which
+    return Arrow too), once, as Arrow record batches into a DuckDB temp table (`extract/adbc.py`);
+    the planner then reads it like any other source."""
     table = "src_" + re.sub(r"\W", "_", name)
     try:
-        adbc.stage_from_adbc(con, name, table, settings, query)
+        if settings.type == "databricks":
+            from audiencesync.extract import databricks  # the connector only when asked for
+
+            databricks.stage(con, name, table, settings, query)
+        elif settings.type == "bigquery":
+            from audiencesync.extract import bigquery
+
+            bigquery.stage(con, name, table, settings, query)
+        else:
+            adbc.stage_from_adbc(con, name, table, settings, query)
     except adbc.ArrowSourceError as e:
         raise SourceError(str(e)) from None
     return table

@@ -27,6 +27,9 @@ class SparkSettings(Section):
     """Rows per Arrow batch handed to the match-key UDF (`spark.sql.execution.arrow.maxRecordsPerBatch`)."""
     broadcast_rows: int = Field(2_000_000, ge=0)
     """Changed members up to this many are broadcast into the joins rather than shuffled."""
+    mirror_compact_share: float = Field(0.1, gt=0, le=10)
+    """Each run adds its changes to the Parquet mirror as a small delta; when the deltas' rows pass
+    this share of the mirror's, the mirror is rewritten whole from the ledger."""
 
     @field_validator("master")
     @classmethod

@@ -38,6 +38,7 @@ from audiencesync.engines.spark.session import session
 from audiencesync.extract.masking import mask_error
 from audiencesync.extract.source import SourceError
 from audiencesync.plan.planner import (
+    BATCH_ROWS,
     Plan,
     PlanError,
     Planner,
@@ -110,6 +111,9 @@ class SparkPlanner:
         """Rows without a usable key (or value), per Facebook audience kind."""
         self.timings: dict[str, float] = {}
         """Seconds per step of the last plan (logged; printed by bench/spark.py)."""
+        self.plan_dir = spark_mirror.plan_directory(mirror_root, audience.key)
+        self.replaced_leftover = False
+        """Whether the last plan found the plan files of a run that did not finish (and removed them)."""
 
     def targets(self) -> list[Target]:
         return self.embedded.targets()
@@ -141,6 +145,9 @@ class SparkPlanner:
             store.reset_source_cache(a.key, cfp)
         clock = _Clock()
         mirror = spark_mirror.ensure(self.con, a.key, self.mirror_root)
+        self.plan_dir, self.replaced_leftover = spark_mirror.fresh_plan_directory(self.mirror_root, a.key)
+        if self.replaced_leftover:
+            log.warning("audience %s: replaced the plan files of a run that did not finish", a.key)
         clock.lap("mirror rebuilt" if mirror.rebuilt else "mirror checked")
         spark = self.source.spark
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(self.source.settings.max_records_per_batch))
@@ -216,11 +223,10 @@ class SparkPlanner:
         """(pk, raw_fp, gone) for every member whose fingerprint differs from the last complete run's."""
         from pyspark.sql import functions as F
 
-        spark = self.source.spark
-        prev = spark.read.parquet(mirror.source_rows).select("pk", "raw_fp")
+        prev = self._mirrored(mirror, "source_rows").select("pk", "raw_fp")
         if self.store.in_flight(self.audience.key):
             # As the embedded planner: members Facebook holds rows for that the cache does not list.
-            held = spark.read.parquet(mirror.fb_rows).select("pk").distinct()
+            held = self._mirrored(mirror, "fb_rows").select("pk").distinct()
             prev = prev.unionByName(held.join(prev, "pk", "left_anti").withColumn("raw_fp", F.lit(0).cast("bigint")))
         cur = members.filter(F.col("pk").isNotNull()).select("pk", F.col("raw_fp").alias("cur_fp"))
         joined = cur.join(prev, "pk", "full_outer")
@@ -228,23 +234,49 @@ class SparkPlanner:
             "pk", F.col("cur_fp").alias("raw_fp"), F.col("cur_fp").isNull().alias("gone")
         )
 
+    def _mirrored(self, mirror: spark_mirror.Mirror, table: str) -> Any:
+        """A mirrored table as the ledger holds it (`spark_mirror.current_sql`, in Spark): the base's
+        rows of members no delta touched, and each touched member's rows from its latest delta. The
+        deltas are small (compacted past a share of the base), so they are broadcast while they fit."""
+        from pyspark.sql import functions as F
+
+        spark = self.source.spark
+        base = spark.read.parquet(mirror.base(table))
+        if not mirror.deltas:
+            return base
+        touched = spark.read.parquet(*mirror.delta_files("touched"))
+        latest = touched.groupBy("pk").agg(F.max("seq").alias("seq"))
+        if mirror.delta_rows <= self.source.settings.broadcast_rows:
+            latest = F.broadcast(latest)
+        rows = spark.read.parquet(*mirror.delta_files(table)).join(latest, ["pk", "seq"], "left_semi").drop("seq")
+        return base.join(latest.select("pk"), "pk", "left_anti").unionByName(rows)
+
     def _stage_changes(self, plan: Plan, delta: Any) -> None:
         """The member relations, on the state's connection, holding only this run's changes."""
         r, c = plan.relations, self.con
-        changes = delta.toArrow()
-        c.register("spark_delta", changes)
-        try:
-            c.execute(
-                f"CREATE OR REPLACE TEMP TABLE {r.current} AS "
-                f"SELECT pk, {unsigned('raw_fp')} AS raw_fp, 1 AS n FROM spark_delta WHERE NOT gone"
-            )
-            c.execute(f"CREATE OR REPLACE TEMP TABLE {r.changed} AS SELECT pk FROM spark_delta WHERE NOT gone")
-            c.execute(f"CREATE OR REPLACE TEMP TABLE {r.deleted} AS SELECT pk FROM spark_delta WHERE gone")
-        finally:
-            c.unregister("spark_delta")
+        changes = self._land(delta, "changes")
+        c.execute(
+            f"CREATE OR REPLACE TEMP TABLE {r.current} AS "
+            f"SELECT pk, {unsigned('raw_fp')} AS raw_fp, 1 AS n FROM {changes} WHERE NOT gone"
+        )
+        c.execute(f"CREATE OR REPLACE TEMP TABLE {r.changed} AS SELECT pk FROM {changes} WHERE NOT gone")
+        c.execute(f"CREATE OR REPLACE TEMP TABLE {r.deleted} AS SELECT pk FROM {changes} WHERE gone")
         c.execute(f"CREATE OR REPLACE TEMP TABLE {r.touched} AS {_touched(plan)}")
+        moved = f"(SELECT pk FROM {r.touched} UNION SELECT pk FROM {r.changed} UNION SELECT pk FROM {r.deleted})"
+        spark_mirror.note_before(c, self.audience.key, moved)  # what the run's mirror delta will replace
         plan.changed = c.execute(f"SELECT count(*) FROM {r.changed}").fetchall()[0][0]
         plan.deleted = c.execute(f"SELECT count(*) FROM {r.deleted}").fetchall()[0][0]
+
+    def _land(self, df: Any, name: str) -> str:
+        """`df` written by the executors under the plan directory, for DuckDB to read as a stream
+        (SQL to select from): what Spark hands the driver never passes through Python whole."""
+        where = self.plan_dir / name
+        df.write.mode("overwrite").parquet(str(where))
+        files = sorted(where.glob("*.parquet"))
+        if files:
+            return f"read_parquet([{', '.join(_sql_literal(str(f)) for f in files)}])"
+        self.con.register(f"spark_empty_{name}", df.limit(0).toArrow())  # no rows: its columns
+        return f"spark_empty_{name}"
 
     # -- match keys on the executors --------------------------------------------------------------
 
@@ -306,17 +338,28 @@ class SparkPlanner:
         targets = [(tp.target.kind, tp.existing.fb_id if tp.existing else "", tp.replace) for tp in plan.targets]
         c.execute("CREATE OR REPLACE TEMP TABLE plan_spark_kinds (kind VARCHAR, fb_id VARCHAR, replace BOOLEAN)")
         c.executemany("INSERT INTO plan_spark_kinds VALUES (?, ?, ?)", [list(t) for t in targets])
-        desired = _EMPTY_DESIRED
+        written = self.plan_dir / "desired"
         if rows is not None:
-            desired = rows.filter(~F.col("kind").isin(udf.STATS, udf.REJECT)).drop("stats").toArrow()
-        c.register("spark_desired", desired)
+            # Written by the executors, partitioned by Facebook audience kind; never collected.
+            desired_rows = rows.filter(~F.col("kind").isin(udf.STATS, udf.REJECT)).drop("stats")
+            desired_rows.write.mode("overwrite").partitionBy("kind").parquet(str(written))
+        files = sorted(written.glob("kind=*/*.parquet"))
+        if files:
+            source = (
+                f"read_parquet({_sql_literal(str(written / '*' / '*.parquet'))}, hive_partitioning = true, "
+                "hive_types = {'kind': VARCHAR})"
+            )
+        else:
+            c.register("spark_desired", _EMPTY_DESIRED)
+            source = "spark_desired"
         try:
             c.execute(
                 f"""CREATE OR REPLACE TEMP TABLE plan_spark_desired AS
-                    SELECT DISTINCT kind, pk, {unsigned("row_fp")} AS row_fp, schema, payload FROM spark_desired"""
+                    SELECT DISTINCT kind, pk, {unsigned("row_fp")} AS row_fp, schema, payload FROM {source}"""
             )
         finally:
-            c.unregister("spark_desired")
+            if not files:
+                c.unregister("spark_desired")
         diffed = [fb for _, fb, replace in targets if fb and not replace]
         c.execute("CREATE OR REPLACE TEMP TABLE plan_spark_found (fb_id VARCHAR, row_fp UBIGINT, what VARCHAR)")
         if diffed and plan.changed + plan.deleted:
@@ -353,25 +396,21 @@ class SparkPlanner:
                 JOIN plan_spark_kinds k USING (kind) WHERE k.fb_id IN ({", ".join(map(_sql_literal, diffed))})"""
         ).to_arrow_table()
         wanted_df = small(spark.createDataFrame(wanted, "fb_id string, row_fp bigint"))
-        held = spark.read.parquet(mirror.fb_rows).filter(F.col("fb_id").isin(diffed)).select("fb_id", "pk", "row_fp")
+        held = self._mirrored(mirror, "fb_rows").filter(F.col("fb_id").isin(diffed)).select("fb_id", "pk", "row_fp")
         on_fb = held.join(wanted_df, ["fb_id", "row_fp"], "left_semi").select("fb_id", "row_fp", F.lit("held"))
         cand = held.join(touched, "pk", "left_semi").join(wanted_df, ["fb_id", "row_fp"], "left_anti")
         first = on_fb.unionAll(cand.select("fb_id", "row_fp", F.lit("candidate"))).toDF("fb_id", "row_fp", "what")
-        self._found(first.toArrow())
+        self._found(self._land(first, "found_held"))
         candidates = c.sql(
             f"SELECT DISTINCT fb_id, {signed_fp} AS row_fp FROM plan_spark_found WHERE what = 'candidate'"
         ).to_arrow_table()
         if candidates.num_rows:
             cand_df = small(spark.createDataFrame(candidates, "fb_id string, row_fp bigint"))
             still = held.join(touched, "pk", "left_anti").join(cand_df, ["fb_id", "row_fp"], "left_semi")
-            self._found(still.select("fb_id", "row_fp", F.lit("still held").alias("what")).toArrow())
+            self._found(self._land(still.select("fb_id", "row_fp", F.lit("still held").alias("what")), "found_still"))
 
-    def _found(self, table: pa.Table) -> None:
-        self.con.register("spark_found", table)
-        try:
-            self.con.execute(f"INSERT INTO plan_spark_found SELECT fb_id, {unsigned('row_fp')}, what FROM spark_found")
-        finally:
-            self.con.unregister("spark_found")
+    def _found(self, landed: str) -> None:
+        self.con.execute(f"INSERT INTO plan_spark_found SELECT fb_id, {unsigned('row_fp')}, what FROM {landed}")
 
     def _stage_target(self, plan: Plan, tp: TargetPlan) -> None:
         """The target's relations, named and shaped as the embedded planner's, for the uploader."""
@@ -400,6 +439,7 @@ class SparkPlanner:
                 SELECT e.pk, e.row_fp, e.schema, e.payload, a.batch
                 FROM {tp.add_entries} e JOIN {tp.add_batches} a USING (row_fp)"""
         )
+        self._write_batches(tp)
         tp.adds = c.execute(f"SELECT count(*) FROM {tp.add_batches}").fetchall()[0][0]
         tp.removes = c.execute(f"SELECT count(*) FROM {tp.remove_batches}").fetchall()[0][0]
         tp.rows_without_key = self.set_aside[tp.target.kind]
@@ -411,6 +451,30 @@ class SparkPlanner:
             ).fetchall()[0][0]
         if tp.existing is None:
             tp.members = c.execute(f"SELECT count(DISTINCT row_fp) FROM {tp.desired}").fetchall()[0][0]
+
+    def _write_batches(self, tp: TargetPlan) -> None:
+        """The target's batches as Parquet, `fb_audience=<id or kind>/op=add|remove/`, sorted by batch
+        in row groups of one batch; its relations become views over those files. The uploader then
+        reads one batch at a time (`WHERE batch = ?` skips every other row group), so the plan never
+        has to be held whole by the driver, and the ledger records intents and acknowledgements from
+        the same relations as on the embedded path."""
+        c = self.con
+        name = tp.existing.fb_id if tp.existing else tp.target.kind
+        relations = {
+            ("add", "batches"): tp.add_batches,
+            ("add", "entries"): tp.add_entries,
+            ("remove", "batches"): tp.remove_batches,
+        }
+        for (op, part), relation in relations.items():
+            where = self.plan_dir / f"fb_audience={name}" / f"op={op}"
+            where.mkdir(parents=True, exist_ok=True)
+            path = _sql_literal(str(where / f"{part}.parquet"))
+            c.execute(
+                f"COPY (SELECT * FROM {relation} ORDER BY batch) TO {path} "
+                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {BATCH_ROWS})"
+            )
+            c.execute(f"DROP TABLE {relation}")
+            c.execute(f"CREATE TEMP VIEW {relation} AS SELECT * FROM read_parquet({path})")
 
 
 class _Clock:
