@@ -185,7 +185,7 @@ def poll_queue(queue: Path, run: Run, interval: float, done: threading.Event) ->
                 fresh = run.accepted[seen:]
                 seen += len(fresh)
             open_changes += [(person_pk(user), user, member, at) for user, member, at in fresh]
-            waiting = {r[0] for r in con.execute("SELECT DISTINCT pk FROM stream_queue").fetchall()}
+            waiting = {r[0] for r in con.execute("SELECT DISTINCT pk FROM stream_changes").fetchall()}
             now = time.monotonic()
             still = []
             with run.lock:

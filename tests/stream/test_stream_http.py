@@ -218,7 +218,7 @@ def test_raw_pii_never_reaches_the_state_file(project, client):
     data = b"".join(p.read_bytes() for p in files).lower()
     assert b"private.person" not in data and b"rivatus" not in data
     with sqlite3.connect(queue_path(project.root / "state.duckdb")) as con:
-        rows = con.execute("SELECT * FROM stream_queue").fetchall()
+        rows = con.execute("SELECT * FROM stream_changes").fetchall()
     assert len(rows) == 1
     text = repr(rows).lower()
     assert "private" not in text and "rivatus" not in text and sha("private.person@example.com") in text

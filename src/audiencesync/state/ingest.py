@@ -6,7 +6,11 @@ changes go to `<state>.queue.sqlite` in WAL mode (one writer, readers never bloc
 fsynced before the caller hears 200. The flusher copies them into the state file when it has
 its turn and deletes them from here only after their audience's sync succeeded.
 
-Hashed values only, as everywhere in the state.
+Hashed values only, as everywhere in the state. A change's key values are kept packed, one JSON
+object of the columns it gives (`vals`), not one column each: a change names two or three of the
+fifteen keys, and writing fifteen mostly empty columns was most of the cost of accepting a call
+(bench/README.md, stream). A file an older version wrote (`stream_queue`, one column per key) is
+moved into this layout when it is opened.
 
 The same file holds `commerce_queue`: commerce events `serve` accepted for the Conversions API,
 already built (hashed `user_data`, `custom_data`, `event_id`) by the conversions door's own code.
@@ -19,13 +23,21 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
 
 BUSY_TIMEOUT_MS = 30_000
+CHANGES = "stream_changes"
+WIDE = "stream_queue"
+"""The layout before the key values were packed: one TEXT column per key."""
+
+
+def pack(values: Mapping[str, str]) -> bytes:
+    """A change's key values as the log keeps them."""
+    return orjson.dumps(values if isinstance(values, dict) else dict(values))
 
 
 def queue_path(state: str | Path) -> Path:
@@ -40,13 +52,13 @@ class IngestLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.columns = tuple(columns)
         self._local = threading.local()
-        values = ", ".join(f"{c} TEXT" for c in self.columns)
         con = self._con()
         con.execute(
-            "CREATE TABLE IF NOT EXISTS stream_queue (seq INTEGER PRIMARY KEY, accepted_at REAL NOT NULL, "
-            f"audience_key TEXT NOT NULL, pk TEXT NOT NULL, member INTEGER NOT NULL, {values})"
+            f"CREATE TABLE IF NOT EXISTS {CHANGES} (seq INTEGER PRIMARY KEY, accepted_at REAL NOT NULL, "
+            "audience_key TEXT NOT NULL, pk TEXT NOT NULL, member INTEGER NOT NULL, vals BLOB NOT NULL)"
         )
-        con.execute("CREATE INDEX IF NOT EXISTS stream_queue_audience ON stream_queue (audience_key, seq)")
+        con.execute(f"CREATE INDEX IF NOT EXISTS {CHANGES}_audience ON {CHANGES} (audience_key, seq)")
+        self._move_wide_queue(con)
         con.execute(
             "CREATE TABLE IF NOT EXISTS commerce_queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
             "accepted_at REAL NOT NULL, event_id TEXT NOT NULL UNIQUE, event BLOB NOT NULL)"
@@ -61,6 +73,26 @@ class IngestLog:
             self._local.con = con
         return con
 
+    def _move_wide_queue(self, con: sqlite3.Connection) -> None:
+        """Changes an older version queued one column per key move to the packed table, in one transaction
+        (the write lock is taken only when there is such a table)."""
+        exists = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+        if not con.execute(exists, [WIDE]).fetchone()[0]:
+            return
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            if con.execute(exists, [WIDE]).fetchone()[0]:
+                packed = ", ".join(f"'{c}', {c}" for c in self.columns)
+                con.execute(
+                    f"INSERT INTO {CHANGES} SELECT seq, accepted_at, audience_key, pk, member, json_object({packed}) "
+                    f"FROM {WIDE} ORDER BY seq"
+                )
+                con.execute(f"DROP TABLE {WIDE}")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
     def close(self) -> None:
         con = getattr(self._local, "con", None)
         if con is not None:
@@ -70,32 +102,29 @@ class IngestLog:
     # -- writing ------------------------------------------------------------------------------
 
     def append(self, rows: Iterable[tuple[object, ...]]) -> None:
-        """(seq, accepted_at, audience_key, pk, member, *values) rows, in one durable transaction."""
-        cols = ("seq", "accepted_at", "audience_key", "pk", "member", *self.columns)
-        marks = ", ".join("?" for _ in cols)
+        """(seq, accepted_at, audience_key, pk, member, vals) rows, in one durable transaction; `vals` is
+        `pack(values)`, the change's key values by column."""
         con = self._con()
         con.execute("BEGIN IMMEDIATE")
         try:
-            con.executemany(f"INSERT INTO stream_queue ({', '.join(cols)}) VALUES ({marks})", rows)
+            con.executemany(f"INSERT INTO {CHANGES} VALUES (?, ?, ?, ?, ?, ?)", rows)
         except BaseException:
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
 
     def delete_upto(self, audience_key: str, max_seq: int) -> int:
-        cur = self._con().execute(
-            "DELETE FROM stream_queue WHERE audience_key = ? AND seq <= ?", [audience_key, max_seq]
-        )
+        cur = self._con().execute(f"DELETE FROM {CHANGES} WHERE audience_key = ? AND seq <= ?", [audience_key, max_seq])
         return cur.rowcount
 
     # -- reading ------------------------------------------------------------------------------
 
     def max_seq(self) -> int:
-        return int(self._con().execute("SELECT coalesce(max(seq), 0) FROM stream_queue").fetchone()[0])
+        return int(self._con().execute(f"SELECT coalesce(max(seq), 0) FROM {CHANGES}").fetchone()[0])
 
     def depth(self) -> tuple[int, float | None]:
         """How many changes wait, and when the oldest was accepted."""
-        n, oldest = self._con().execute("SELECT count(*), min(accepted_at) FROM stream_queue").fetchone()
+        n, oldest = self._con().execute(f"SELECT count(*), min(accepted_at) FROM {CHANGES}").fetchone()
         return int(n), oldest
 
     def waiting(self) -> list[tuple[str, int, float, int]]:
@@ -103,25 +132,32 @@ class IngestLog:
         return (
             self._con()
             .execute(
-                "SELECT audience_key, count(*), min(accepted_at), max(seq) FROM stream_queue GROUP BY audience_key"
+                f"SELECT audience_key, count(*), min(accepted_at), max(seq) FROM {CHANGES} GROUP BY audience_key"
             )
             .fetchall()
         )
 
     def read_upto(self, upto: dict[str, int]) -> pa.Table:
         """The waiting changes of these audiences, each up to its seq, as an Arrow table."""
-        cols = ("seq", "accepted_at", "audience_key", "pk", "member", *self.columns)
         rows: list[tuple[object, ...]] = []
         con = self._con()
         for key, seq in upto.items():
             rows += con.execute(
-                f"SELECT {', '.join(cols)} FROM stream_queue WHERE audience_key = ? AND seq <= ? ORDER BY seq",
+                f"SELECT seq, accepted_at, audience_key, pk, member, vals FROM {CHANGES} "
+                "WHERE audience_key = ? AND seq <= ? ORDER BY seq",
                 [key, seq],
             ).fetchall()
-        types = [pa.int64(), pa.float64(), pa.string(), pa.string(), pa.bool_(), *(pa.string() for _ in self.columns)]
-        arrays = [pa.array([r[i] for r in rows], t) for i, t in enumerate(types) if i != 4]
-        arrays.insert(4, pa.array([bool(r[4]) for r in rows], pa.bool_()))
-        return pa.table(dict(zip(cols, arrays, strict=True)))
+        packed = [orjson.loads(r[5]) for r in rows]
+        table = {
+            "seq": pa.array([r[0] for r in rows], pa.int64()),
+            "accepted_at": pa.array([r[1] for r in rows], pa.float64()),
+            "audience_key": pa.array([r[2] for r in rows], pa.string()),
+            "pk": pa.array([r[3] for r in rows], pa.string()),
+            "member": pa.array([bool(r[4]) for r in rows], pa.bool_()),
+        }
+        for c in self.columns:
+            table[c] = pa.array([v.get(c) for v in packed], pa.string())
+        return pa.table(table)
 
     # -- commerce events for the Conversions API ----------------------------------------------
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -149,8 +150,8 @@ def _ingest(
                 "refused calls: reason=invalid_call source=%s route=%s body_bytes=%s calls=%d refused=%d used=%d",
                 _source(request, family), request.url.path, size, parsed.received, len(parsed.refused), parsed.calls,
             )  # fmt: skip
-        for change in parsed.changes:
-            rt.metrics.add("accepted", change.audience_key)
+        for key, n in Counter(c.audience_key for c in parsed.changes).items():
+            rt.metrics.add("accepted", key, n)
         for label, n in parsed.invalid.items():
             rt.metrics.add("invalid_values", label, n)
         for reason, n in parsed.skipped.items():

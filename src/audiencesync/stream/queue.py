@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from audiencesync.state import stream_members
-from audiencesync.state.ingest import IngestLog
+from audiencesync.state.ingest import IngestLog, pack
 from audiencesync.state.store import StateStore
 from audiencesync.stream.members import COLUMNS, Change
 
@@ -39,7 +39,9 @@ def create_tables(store: StateStore, log: IngestLog) -> None:
     own, `state/schema.py`)."""
     rows = stream_members.take_old_queue(store.con)
     if rows:
-        log.append(rows)
+        log.append(
+            (*r[:5], pack({c: v for c, v in zip(COLUMNS, r[5:], strict=True) if v is not None})) for r in rows
+        )
     stream_members.drop_old_queue(store.con)
 
 
@@ -96,7 +98,7 @@ class QueueStats:
 
 
 class QueueWriter:
-    """Group-commits changes into `st.stream_queue` on its own thread."""
+    """Group-commits changes into the ingest log on its own thread."""
 
     def __init__(self, log: IngestLog, stats: QueueStats, *, max_queue: int, flush_after: float, retry_max: float):
         self.log = log
@@ -241,7 +243,4 @@ def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], exc:
 
 
 def _rows(changes: list[Change], first_seq: int, at: float) -> list[tuple[object, ...]]:
-    return [
-        (first_seq + i, at, c.audience_key, c.pk, c.member, *(c.values.get(col) for col in COLUMNS))
-        for i, c in enumerate(changes)
-    ]
+    return [(first_seq + i, at, c.audience_key, c.pk, c.member, pack(c.values)) for i, c in enumerate(changes)]
