@@ -399,15 +399,28 @@ def _member_countries(table: pa.Table, column: str | None, default: str | None) 
     return pc.fill_null(own, pa.scalar(default, pa.large_string())) if default else own
 
 
-SPLIT_ROWS = 200_000
-"""Row-wise keys (mostly distinct values: email, phone) are cut in pieces of at least this many rows
-(at most one per worker), so the longest key no longer sets the wall clock while the other core
-idles. Smaller pieces cost more than they save: each pays its key's fixed cost again (about 25 ms
-for PHONE's per-region rules), and at 100,000 rows the other keys fill the second core anyway."""
+SPLIT_ROWS = 50_000
+"""Pieces of a row-wise key (mostly distinct values: email, phone) are at least this many rows."""
 
 
 _SECONDS_PER_ROW: dict[str, float] = {}
 """What each key's task last cost in this process (wall seconds per row), to start the longest first."""
+
+
+def _weight(key: str) -> float:
+    """Expected seconds per row: what the key cost last time in this process, else a row-wise key
+    counts as three dictionary-encoded ones."""
+    return _SECONDS_PER_ROW.get(key) or (1e-7 if key_spec(key).distinct else 3e-7)
+
+
+def _pieces(key: str, keys: list[str], rows: int, workers: int) -> int:
+    """A row-wise key is cut in pieces (one per worker at most) only when it alone is more than one
+    worker's share of the call: an audience keyed on email alone, or on email and phone. With ten keys
+    the others fill the second core, and each piece would pay the key's fixed cost again."""
+    if workers == 1 or key_spec(key).distinct:
+        return 1
+    workers_worth = _weight(key) / sum(map(_weight, keys)) * workers
+    return max(1, min(workers, rows // SPLIT_ROWS, math.ceil(workers_worth - 0.05)))
 
 
 def _tasks(keys: list[str], rows: int, workers: int) -> list[tuple[str, int, int]]:
@@ -415,7 +428,7 @@ def _tasks(keys: list[str], rows: int, workers: int) -> list[tuple[str, int, int
     and until that is known, row-wise keys (in pieces) before the dictionary-encoded ones."""
     tasks: list[tuple[str, int, int]] = []
     for key in keys:
-        pieces = min(workers, rows // SPLIT_ROWS) if workers > 1 and not key_spec(key).distinct else 1
+        pieces = _pieces(key, keys, rows, workers)
         bounds = [rows * part // max(pieces, 1) for part in range(max(pieces, 1) + 1)]
         tasks += [(key, start, stop) for start, stop in itertools.pairwise(bounds)]
 
