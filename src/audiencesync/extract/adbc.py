@@ -119,6 +119,19 @@ def _text_sql(kind: pa.DataType, col: str) -> str:
     return f"CAST({col} AS VARCHAR)"
 
 
+def native_client(kind: str, name: str, settings: SourceSettings, client: str) -> tuple[Any, dict[str, Any]]:
+    """The client module of a `databricks` or `bigquery` source (imported only when such a source
+    runs) and its `connect:` settings; an error naming the package when it is missing."""
+    from audiencesync.settings.source import NATIVE_ARROW
+
+    module, package, _, _ = NATIVE_ARROW[kind]
+    try:
+        found = importlib.import_module(module)
+    except ImportError:
+        raise ArrowSourceError(f"source {name!r}: type: {client} is not installed (pip install {package})") from None
+    return found, dict(settings.connect) if isinstance(settings.connect, dict) else {}
+
+
 def first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else ""
 

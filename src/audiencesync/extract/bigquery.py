@@ -14,7 +14,6 @@ package, imported only when a `type: bigquery` source is read.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,19 +23,11 @@ import pyarrow as pa
 from audiencesync.config import SourceSettings
 from audiencesync.extract import adbc
 from audiencesync.extract.masking import mask_error
-from audiencesync.settings.source import NATIVE_ARROW
 
 
 def stage(con: duckdb.DuckDBPyConnection, name: str, table: str, settings: SourceSettings, query: str) -> int:
     """Run `query` in BigQuery into temp table `table`, as Arrow; returns how many rows."""
-    module, package, _, _ = NATIVE_ARROW["bigquery"]
-    try:
-        bigquery = importlib.import_module(module)
-    except ImportError:
-        raise adbc.ArrowSourceError(
-            f"source {name!r}: type: the BigQuery client is not installed (pip install {package})"
-        ) from None
-    connect: dict[str, Any] = dict(settings.connect) if isinstance(settings.connect, dict) else {}
+    bigquery, connect = adbc.native_client("bigquery", name, settings, "the BigQuery client")
     try:
         client = bigquery.Client(**connect)
     except Exception as e:  # missing or unusable credentials, an unknown project

@@ -10,27 +10,16 @@ logged and never part of an error (only the error's type, and the query error's 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 import duckdb
 
 from audiencesync.config import SourceSettings
 from audiencesync.extract import adbc
 from audiencesync.extract.masking import mask_error
-from audiencesync.settings.source import NATIVE_ARROW
 
 
 def stage(con: duckdb.DuckDBPyConnection, name: str, table: str, settings: SourceSettings, query: str) -> int:
     """Run `query` on the warehouse into temp table `table`, as Arrow; returns how many rows."""
-    module, package, _, _ = NATIVE_ARROW["databricks"]
-    try:
-        sql = importlib.import_module(module)
-    except ImportError:
-        raise adbc.ArrowSourceError(
-            f"source {name!r}: type: the Databricks SQL connector is not installed (pip install {package})"
-        ) from None
-    connect: dict[str, Any] = dict(settings.connect) if isinstance(settings.connect, dict) else {}
+    sql, connect = adbc.native_client("databricks", name, settings, "the Databricks SQL connector")
     try:
         conn = sql.connect(**connect)
     except Exception as e:  # the connector's errors may quote the host or the token

@@ -166,11 +166,16 @@ def checksum(con: duckdb.DuckDBPyConnection, audience_key: str) -> Checksum:
 
 def mirror_checksum(con: duckdb.DuckDBPyConnection, mirror: Mirror) -> Checksum:
     """The same checksum, of the rows the mirror's files hold (base and deltas applied)."""
+    return _signed_sums(con, {table: current_sql(mirror, table) for table in TABLES})
+
+
+def _signed_sums(con: duckdb.DuckDBPyConnection, rows: dict[str, str]) -> Checksum:
+    """The ledger's checksum of mirror rows (`rows[table]`, SQL of rows with signed fingerprints)."""
     sql = {}
-    for table in TABLES:
+    for table, source in rows.items():
         fp = "raw_fp" if table == "source_rows" else "row_fp"
         cols = KEYS[table].replace(fp, f"{unsigned(fp)} AS {fp}")
-        sql[table] = f"SELECT {cols} FROM ({current_sql(mirror, table)})"
+        sql[table] = f"SELECT {cols} FROM ({source})"
     return _sums(con, sql)
 
 
@@ -278,12 +283,8 @@ def rebuild(con: duckdb.DuckDBPyConnection, audience_key: str, root: str | Path)
 
 
 def _delta_sums(con: duckdb.DuckDBPyConnection, delta: Path) -> Checksum:
-    sql = {}
-    for table in TABLES:
-        fp = "raw_fp" if table == "source_rows" else "row_fp"
-        cols = KEYS[table].replace(fp, f"{unsigned(fp)} AS {fp}")
-        sql[table] = f"SELECT {cols} FROM read_parquet({_quote(str(delta / f'{table}.parquet'))})"
-    return _sums(con, sql)
+    files = {table: _quote(str(delta / f"{table}.parquet")) for table in TABLES}
+    return _signed_sums(con, {table: f"SELECT * FROM read_parquet({path})" for table, path in files.items()})
 
 
 def _mirror(where: Path, m: Manifest, *, rebuilt: bool) -> Mirror:
