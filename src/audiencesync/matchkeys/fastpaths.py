@@ -7,7 +7,8 @@ text in any script, as long as every character is one on which polars, Arrow and
 (`charsets`: all that Python's Unicode version assigns, checked at first use). NFC is Arrow's, run
 only on the values it can change; whitespace is Python's own list; letters and marks are Rust's
 `\p{L}` and `\p{M}`, checked equal to Python's categories. Every other row is left `done = false`
-and goes through the scalar normalizer, once per distinct value.
+and goes through the scalar normalizer, once per distinct value. Queries use the `_seq` forms of
+`select` and `with_columns` (see `vectorized`: the keys already run one per core).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def prepare(frame: pl.DataFrame) -> pl.LazyFrame:
     values = frame.get_column("v")
     ascii_rows = (values.str.len_bytes() == values.str.len_chars()).fill_null(True)
     if ascii_rows.all():
-        staged = frame.with_columns(_n=values, _ascii=ascii_rows, _sure=pl.lit(True), _plain=pl.lit(True))
+        staged = frame.with_columns_seq(_n=values, _ascii=ascii_rows, _sure=pl.lit(True), _plain=pl.lit(True))
         space = ASCII_WHITESPACE
     else:
         tables = unicode_tables()
@@ -82,19 +83,19 @@ def prepare(frame: pl.DataFrame) -> pl.LazyFrame:
         rows, text = rows.filter(flagged), text.filter(flagged)
         unsure = text.str.contains(f"[{tables.unsure}]")
         every = pl.repeat(True, len(values), dtype=pl.Boolean, eager=True)
-        staged = frame.with_columns(
+        staged = frame.with_columns_seq(
             _n=values.clone().scatter(rows, nfc(text)) if len(rows) else values,
             _ascii=ascii_rows,
             _sure=every.clone().scatter(rows.filter(unsure), False) if unsure.any() else every,
             _plain=every.clone().scatter(rows, False) if len(rows) else every,
         )
         space = SPACE
-    staged = staged.lazy().with_columns(t=pl.col("_n").str.strip_chars(space))
-    return staged.with_columns(
+    staged = staged.lazy().with_columns_seq(t=pl.col("_n").str.strip_chars(space))
+    return staged.with_columns_seq(
         _empty=V.is_null() | (T.str.len_bytes() == 0),
         _hex=T.map_batches(_prehashed, return_dtype=pl.String, is_elementwise=True),
         _tn=T.map_batches(_float_suffix_dropped, return_dtype=pl.String, is_elementwise=True),
-    ).with_columns(_pre=HEX.is_not_null())
+    ).with_columns_seq(_pre=HEX.is_not_null())
 
 
 def lowercase(text: pl.Series) -> pl.Series:
@@ -137,7 +138,7 @@ def _float_suffix_dropped(text: pl.Series) -> pl.Series:
 def _finish(frame: pl.LazyFrame, norm: pl.Expr, reason: pl.Expr, *, hashed: bool = True) -> pl.LazyFrame:
     """Empty and pre-hashed are decided here once, so each key only describes its own rule."""
     pre = (~EMPTY & PRE) if hashed else pl.lit(False)
-    return frame.with_columns(
+    return frame.with_columns_seq(
         norm=pl.when(EMPTY).then(None).when(pre).then(HEX).otherwise(norm),
         reason=pl.when(EMPTY | pre).then(None).otherwise(reason),
         pre=pre.fill_null(False),
@@ -147,7 +148,7 @@ def _finish(frame: pl.LazyFrame, norm: pl.Expr, reason: pl.Expr, *, hashed: bool
 
 def email_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     """`text.email`: lowercase, NFC again (lowercasing can decompose), then the address shape."""
-    frame = frame.with_columns(_low=nfc_expr(_lowered(), PLAIN)).with_columns(
+    frame = frame.with_columns_seq(_low=nfc_expr(_lowered(), PLAIN)).with_columns_seq(
         _ok=pl.col("_low").str.contains(_EMAIL)
     )
     valid = pl.col("_ok")
@@ -158,8 +159,8 @@ def _name_letters(frame: pl.LazyFrame) -> pl.LazyFrame:
     """`text.name`: lowercase and NFC, keep letters and marks of any script, NFC again (dropping a
     character between a letter and a mark can make them compose). `_has` says a letter is left."""
     lowered = nfc_expr(_lowered(), PLAIN)
-    frame = frame.with_columns(_letters=nfc_expr(lowered.str.replace_all(_NOT_LETTER_OR_MARK, ""), PLAIN))
-    return frame.with_columns(_has=pl.col("_letters").str.contains(r"\p{L}"))
+    frame = frame.with_columns_seq(_letters=nfc_expr(lowered.str.replace_all(_NOT_LETTER_OR_MARK, ""), PLAIN))
+    return frame.with_columns_seq(_has=pl.col("_letters").str.contains(r"\p{L}"))
 
 
 def name_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
@@ -181,13 +182,13 @@ def _transliterated_letters(frame: pl.LazyFrame) -> pl.LazyFrame:
 
     anyascii maps each code point on its own, so the distinct non-ASCII characters of the column are
     looked up once and replaced in one pass."""
-    frame = frame.with_columns(_kept=T.str.replace_all(_NOT_LETTER_OR_MARK, "")).collect(engine="in-memory").lazy()
+    frame = frame.with_columns_seq(_kept=T.str.replace_all(_NOT_LETTER_OR_MARK, "")).collect(engine="in-memory").lazy()
     kept = pl.col("_kept")
-    foreign = frame.select(kept.str.extract_all(r"[^\x00-\x7F]").explode().drop_nulls().unique())
+    foreign = frame.select_seq(kept.str.extract_all(r"[^\x00-\x7F]").explode().drop_nulls().unique())
     foreign = foreign.collect(engine="in-memory")
     chars = foreign.to_series().to_list()
     ascii_kept = kept.str.replace_many({ch: anyascii(ch) for ch in chars}) if chars else kept
-    return frame.with_columns(_ascii_letters=ascii_kept.str.to_lowercase().str.replace_all(r"[^a-z]+", ""))
+    return frame.with_columns_seq(_ascii_letters=ascii_kept.str.to_lowercase().str.replace_all(r"[^a-z]+", ""))
 
 
 def city_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
@@ -250,7 +251,7 @@ def zip_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     rest = (~settled).arg_true()
     generic = nfc(_dropped(compact.gather(rest).str.to_lowercase(), f"[{dash_class()}]"))
     norm = norm.scatter(rest, pl.select(pl.when(pl.lit(generic).str.len_bytes() > 0).then(pl.lit(generic))).to_series())
-    staged = staged.with_columns(_zip=norm)
+    staged = staged.with_columns_seq(_zip=norm)
     zip_code = pl.col("_zip")
     return _finish(staged.lazy(), zip_code, pl.when(zip_code.is_null()).then(pl.lit(NOTHING_LEFT)))
 
@@ -277,12 +278,12 @@ def birth_year_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
         r"^(?:([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})|([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})"
         r"|([0-9]{1,2}) ([A-Za-z]+) ([0-9]{4}))$"
     )
-    staged = frame.with_columns(_g=T.str.extract_groups(shapes), _tn=T_NUMBER)
+    staged = frame.with_columns_seq(_g=T.str.extract_groups(shapes), _tn=T_NUMBER)
     group = pl.col("_g").struct
     named_month = group.field("8").str.to_lowercase().replace_strict(MONTHS, default=None, return_dtype=pl.Int32)
     first, second = group.field("4").cast(pl.Int32), group.field("5").cast(pl.Int32)
     bare = pl.col("_tn").str.contains(r"^[0-9]{1,7}$")
-    staged = staged.with_columns(
+    staged = staged.with_columns_seq(
         _y=pl.coalesce(
             group.field("1"), group.field("6"), pl.when(named_month.is_not_null()).then(group.field("9"))
         ).cast(pl.Int64),
@@ -295,7 +296,7 @@ def birth_year_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     )
     year, month, day = pl.col("_y"), pl.col("_m"), pl.col("_d")
     real_day = (year >= 1) & month.is_between(1, 12) & day.is_between(1, 31) & (day <= _days_in_month(year, month))
-    staged = staged.with_columns(
+    staged = staged.with_columns_seq(
         _known=pl.col("_bare") | (year.is_not_null() & real_day),
         _year=pl.coalesce(year, pl.when(pl.col("_bare")).then(pl.col("_tn").cast(pl.Int64, strict=False))),
     )
@@ -310,14 +311,14 @@ def birth_year_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
         .then(pl.lit(OUT_OF_RANGE))
     )
     out = _finish(staged, pl.when(known & in_range).then(year.cast(pl.String).str.zfill(4)), reason)
-    return out.with_columns(done=pl.col("done") & (EMPTY | PRE | known).fill_null(True))
+    return out.with_columns_seq(done=pl.col("done") & (EMPTY | PRE | known).fill_null(True))
 
 
 def madid_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     """The scalar rule's two checks in its order: all-zero first, then the UUID shape."""
-    frame = frame.with_columns(_low=_lowered())
+    frame = frame.with_columns_seq(_low=_lowered())
     lowered = pl.col("_low")
-    frame = frame.with_columns(
+    frame = frame.with_columns_seq(
         _zero=lowered.str.contains(f"^{ZERO_MADID_PATTERN}$"), _uuid=lowered.str.contains(f"^{MADID_PATTERN}$")
     )
     zero, uuid = pl.col("_zero"), pl.col("_uuid")

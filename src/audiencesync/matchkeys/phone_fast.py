@@ -181,7 +181,7 @@ def _resolved(rows: pl.DataFrame) -> pl.DataFrame:
     rows = rows.filter(at.is_not_null())
     at = at.drop_nulls()
     # Rows carry their region's index `ri` and its small columns; the long patterns stay in `rules`.
-    rows = rows.with_columns(
+    rows = rows.with_columns_seq(
         [rules.get_column(name).gather(at) for name in rules.columns[1:] if name not in _PATTERNS], ri=at
     )
     d, n, trunk = pl.col("d"), pl.col("n"), pl.col("trunk")
@@ -195,22 +195,22 @@ def _resolved(rows: pl.DataFrame) -> pl.DataFrame:
             # IDD patterns with alternatives (Brazil's carrier codes, Korea's, Australia's).
             national = national.filter(~dialled.fill_null(False))
         rows = pl.concat([national, rows.filter(intl)], how="vertical")
-    prefix = rows.select(pl.when(n.str.starts_with(trunk).fill_null(False)).then(trunk)).to_series()
+    prefix = rows.select_seq(pl.when(n.str.starts_with(trunk).fill_null(False)).then(trunk)).to_series()
     # Trunk patterns with alternatives: what they match (only a bare `0` is a plain strip).
     matched = _each_pattern(rows, "trunk_id", "trunk_re", "n", lambda text, pattern: text.str.extract(pattern, 0))
     if matched is not None:
         patterned = rows.get_column("trunk_id").is_not_null()
         prefix = pl.select(pl.when(pl.lit(patterned)).then(pl.lit(matched)).otherwise(pl.lit(prefix))).to_series()
-    rows = rows.with_columns(_prefix=prefix)
+    rows = rows.with_columns_seq(_prefix=prefix)
     prefixed = rows.get_column("_prefix").is_not_null()
     if prefixed.any():
         # phonenumbers keeps the trunk prefix when stripping it leaves an impossible length, or
         # when the number matches the region's pattern with it and not without it.
         part = rows.filter(prefixed)
-        part = part.with_columns(_cand=n.str.slice(trunk.str.len_bytes()))
+        part = part.with_columns_seq(_cand=n.str.slice(trunk.str.len_bytes()))
         cand = pl.col("_cand")
         fits = _each_pattern(part, "ri", "general", "_cand", _contains)
-        part = part.with_columns(_fits=fits.fill_null(True) if fits is not None else pl.lit(True))
+        part = part.with_columns_seq(_fits=fits.fill_null(True) if fits is not None else pl.lit(True))
         # The whole number is matched against the pattern only where the stripped one does not fit.
         misfits = (~part.get_column("_fits")).arg_true()
         viable = pl.repeat(False, part.height, dtype=pl.Boolean, eager=True)
@@ -218,21 +218,21 @@ def _resolved(rows: pl.DataFrame) -> pl.DataFrame:
             whole = _each_pattern(part[misfits], "ri", "general", "n", _contains)
             viable = viable.scatter(misfits, whole.fill_null(False)) if whole is not None else viable
         keeps = _bit("keeps", _power(cand.str.len_bytes())) | pl.lit(viable)
-        part = part.with_columns(
+        part = part.with_columns_seq(
             n=pl.when(keeps).then(n).otherwise(cand),
             _go=(pl.col("_prefix") == trunk) & pl.col("is_main"),
         ).drop("_cand", "_fits")
-        rows = pl.concat([rows.filter(~prefixed).with_columns(_go=pl.lit(True)), part], how="vertical")
+        rows = pl.concat([rows.filter(~prefixed).with_columns_seq(_go=pl.lit(True)), part], how="vertical")
     else:
-        rows = rows.with_columns(_go=pl.lit(True))
-    rows = rows.with_columns(_p2=_power(n.str.len_bytes()))
+        rows = rows.with_columns_seq(_go=pl.lit(True))
+    rows = rows.with_columns_seq(_p2=_power(n.str.len_bytes()))
     length, power = n.str.len_bytes(), pl.col("_p2")
     sure, possible = pl.col("_go"), _bit("possible", power)
     plausible = sure & (d.str.len_bytes() >= 4) & length.is_between(4, _MAX_NSN)
     why = pl.lit(None, pl.String)
     for column in (name for name in rules.columns if name.startswith("why:")):
         why = pl.when(_bit(column, power)).then(pl.lit(column[4:])).otherwise(why)
-    return rows.select(
+    return rows.select_seq(
         "_i",
         out=pl.when(sure & possible).then(pl.col("cc") + n),
         bad=pl.when(plausible & ~possible).then(why),
@@ -256,7 +256,9 @@ def _each_pattern(
     if rows.get_column(ids).null_count() == rows.height:
         return None
     texts = _rules_frame().get_column(patterns)
-    present = rows.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"), pl.col(ids).alias("_id"), "ri", column)
+    present = rows.select_seq(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"), pl.col(ids).alias("_id"), "ri", column
+    )
     at: list[pl.Series] = []
     found: list[pl.Series] = []
     for part in present.filter(pl.col("_id").is_not_null()).partition_by("_id", maintain_order=False):
@@ -340,7 +342,7 @@ def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     eleven = (shaped & (national_na | plus) & (lengths == 11)).fill_null(False)
     ten = ten.scatter(ten.arg_true(), d.filter(ten).str.contains(r"^[2-9]")) if ten.any() else ten
     eleven = eleven.scatter(eleven.arg_true(), d.filter(eleven).str.contains(r"^1[2-9]")) if eleven.any() else eleven
-    staged = staged.with_columns(
+    staged = staged.with_columns_seq(
         shaped=shaped,
         plus=plus,
         intl=intl_rows,
@@ -351,14 +353,14 @@ def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
         _nanp=ten | eleven,
     )
     d, intl, shaped = pl.col("d"), pl.col("intl"), pl.col("shaped")
-    candidate = staged.select(
+    candidate = staged.select_seq(
         shaped & ~pl.col("_nanp") & (d != "") & (intl | pl.col("region").is_not_null())
     ).to_series()
     rows = candidate.arg_true()
-    candidates = staged.select("d", "intl", "region").gather(rows).with_columns(_i=rows)
-    national = candidates.filter(~intl).select("_i", "d", "intl", mr="region", n="d")
-    international = candidates.filter(intl).with_columns(cc=_country_code_of(d))
-    international = international.select(
+    candidates = staged.select_seq("d", "intl", "region").gather(rows).with_columns_seq(_i=rows)
+    national = candidates.filter(~intl).select_seq("_i", "d", "intl", mr="region", n="d")
+    international = candidates.filter(intl).with_columns_seq(cc=_country_code_of(d))
+    international = international.select_seq(
         "_i",
         "d",
         "intl",
@@ -368,7 +370,7 @@ def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     candidates = pl.concat([national, international], how="vertical")
     resolved = _resolved(candidates)
     at = resolved.get_column("_i")
-    staged = staged.with_columns(
+    staged = staged.with_columns_seq(
         out=_scattered(staged.height, at, resolved.get_column("out")),
         bad=_scattered(staged.height, at, resolved.get_column("bad")),
     )
@@ -388,4 +390,4 @@ def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
         SURE & no_digits
     )
     out = _finish(staged.lazy(), norm, reason)
-    return out.with_columns(done=pl.col("done") & (EMPTY | PRE | settled).fill_null(True))
+    return out.with_columns_seq(done=pl.col("done") & (EMPTY | PRE | settled).fill_null(True))

@@ -9,7 +9,11 @@ advertising and external IDs), it goes through its polars fast path row by row. 
 text in any script (see `fastpaths` and `charsets`); whatever they do not claim is handed to the
 scalar normalizer, once per distinct value, and counted in `MatchResult.scalar`. Keys run on one
 thread per core (polars, Arrow and the hashing release the GIL), long row-wise keys in pieces,
-the longest tasks first.
+the longest tasks first. Since the cores are already shared out by key, every polars query here
+evaluates its expressions one after another (`select_seq`, `with_columns_seq`): polars' own parallel
+evaluation of a query's expressions only added hand-offs to its thread pool, about 0.1 ms a query
+over some 300 queries a call, and on 100,000 international rows the call took 226-279 ms instead of
+303-369 ms (`bench/README.md`, match keys).
 
 Output rows correspond to source rows one to one, with one exception: a list-valued email column
 (`emails`) gives one output row per address, the member's other keys repeated on each; a member
@@ -167,38 +171,41 @@ def _text_outcomes(
     )
     if spec.fast is not None:
         if country is None:
-            frame = frame.with_columns(c=pl.lit(None, pl.String))
-        fast = spec.fast(prepare(frame), settings.fast).select("v", "c", "norm", "reason", "pre", "done")
+            frame = frame.with_columns_seq(c=pl.lit(None, pl.String))
+        fast = spec.fast(prepare(frame), settings.fast).select_seq("v", "c", "norm", "reason", "pre", "done")
         out = fast.collect(engine="in-memory")  # the default (streaming) engine costs ~0.4 ms a query
     else:
-        out = frame.with_columns(
+        out = frame.with_columns_seq(
             norm=pl.lit(None, pl.String), reason=pl.lit(None, pl.String), pre=pl.lit(False), done=pl.lit(False)
         )
-    pending = out.select(pl.arg_where(~pl.col("done"))).to_series()
+    pending = out.select_seq(pl.arg_where(~pl.col("done"))).to_series()
     evaluated = 0
     if pending.len():
         rest = out[pending]
         countries = rest.get_column("c").to_list() if "c" in rest.columns else [None] * rest.height
         norms, reasons, pres, evaluated = _scalar_outcomes(spec, rest.get_column("v").to_list(), countries, settings)
-        out = out.with_columns(
+        out = out.with_columns_seq(
             norm=out.get_column("norm").scatter(pending, pl.Series(norms, dtype=pl.String)),
             reason=out.get_column("reason").scatter(pending, pl.Series(reasons, dtype=pl.String)),
             pre=out.get_column("pre").scatter(pending, pl.Series(pres, dtype=pl.Boolean)),
         )
-    return out.select("norm", "reason", "pre"), evaluated
+    return out.select_seq("norm", "reason", "pre"), evaluated
 
 
 def _sent(spec: KeySpec, outcomes: pl.DataFrame, derived: bool = False) -> pl.DataFrame:
     """Hash what needs hashing. A derived key (FI from the FN column) sends nothing for a
-    pre-hashed source value: the initial of a hash is not the hash of an initial."""
+    pre-hashed source value: the initial of a hash is not the hash of an initial. With no pre-hashed
+    value (the usual case) the digests are the column, without a copy through `when`."""
     norm = pl.col("norm")
-    if spec.hashed:
+    if spec.hashed and not outcomes.get_column("pre").any():
+        value = _digest(spec, outcomes)
+    elif spec.hashed:
         value = pl.when(pl.col("pre")).then(None if derived else norm).otherwise(_digest(spec, outcomes))
     elif spec.sent == "number":
         value = norm.cast(pl.Float64)
     else:
         value = norm
-    return outcomes.select(sent=value, reason=pl.col("reason"))
+    return outcomes.select_seq(sent=value, reason=pl.col("reason"))
 
 
 def _digest(spec: KeySpec, outcomes: pl.DataFrame) -> pl.Expr:
@@ -206,8 +213,8 @@ def _digest(spec: KeySpec, outcomes: pl.DataFrame) -> pl.Expr:
     distinct one once: even per distinct source value (`1990-04-07`) they repeat."""
     if not spec.few_normalized:
         return pl.col("norm").chash.sha2_256()
-    distinct = outcomes.select(pl.col("norm").drop_nulls().unique())
-    digests = distinct.select(pl.col("norm").chash.sha2_256()).to_series()
+    distinct = outcomes.select_seq(pl.col("norm").drop_nulls().unique())
+    digests = distinct.select_seq(pl.col("norm").chash.sha2_256()).to_series()
     return pl.col("norm").replace_strict(distinct.to_series(), digests, default=None)
 
 
@@ -369,7 +376,7 @@ def _explode_emails(
         }
     )
     keep = (
-        frame.select(pl.col("filled") | (pl.col("row").is_first_distinct() & ~pl.col("filled").any().over("row")))
+        frame.select_seq(pl.col("filled") | (pl.col("row").is_first_distinct() & ~pl.col("filled").any().over("row")))
         .to_series()
         .to_arrow()
     )
