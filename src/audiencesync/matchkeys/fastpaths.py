@@ -212,26 +212,35 @@ def state_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     return _finish(frame, norm, pl.when(~present).then(pl.lit(NO_LETTERS)))
 
 
-def _dropped(text: pl.Series, pattern: str) -> pl.Series:
-    """`pattern` removed, rewriting only the values that hold it: a search costs a third of a
-    replace, and most postal codes have no space or dash."""
+def _dropped(text: pl.Series, pattern: str, ascii_members: str) -> pl.Series:
+    """The characters of the class `pattern` removed, rewriting only the values that hold one: a
+    search costs a third of a replace, and most postal codes have no space or dash. When those
+    values are all ASCII, only the class's ASCII members (`ascii_members`) can be in them, and a
+    literal replace of those is three times faster than the regex."""
     rows = text.str.contains(pattern).fill_null(False).arg_true()
     if not len(rows):
         return text
-    return text.clone().scatter(rows, text.gather(rows).str.replace_all(pattern, ""))
+    held = text.gather(rows)
+    if not (held.str.len_bytes() == held.str.len_chars()).all():
+        fixed = held.str.replace_all(pattern, "")
+    elif len(ascii_members) == 1:
+        fixed = held.str.replace_all(ascii_members, "", literal=True)
+    else:
+        fixed = held.str.replace_many(dict.fromkeys(ascii_members, ""))
+    return text.clone().scatter(rows, fixed)
 
 
 def zip_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     """`geo.postal_code`: whitespace out; US digits cut or padded; with no country a ZIP+4 cut;
     elsewhere lowercase, no dashes. Each rule runs on the rows it is for only."""
     staged = frame.collect(engine="in-memory")
-    compact = _dropped(staged.get_column("_tn"), f"[{WS}]+")
+    compact = _dropped(staged.get_column("_tn"), f"[{WS}]+", ASCII_WHITESPACE)
     country = staged.get_column("c")
     norm = pl.repeat(None, staged.height, dtype=pl.String, eager=True)
     settled = pl.repeat(False, staged.height, dtype=pl.Boolean, eager=True)
     us_rows = (country == "US").fill_null(False).arg_true()
     if len(us_rows):
-        undashed = _dropped(compact.gather(us_rows), f"[{dash_class()}]")
+        undashed = _dropped(compact.gather(us_rows), f"[{dash_class()}]", "-")
         shaped = undashed.str.contains(r"^[0-9]+$").fill_null(False)
         digits, rows = undashed.filter(shaped), us_rows.filter(shaped)
         length = digits.str.len_bytes()
@@ -250,7 +259,7 @@ def zip_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
         rows = unknown_rows.filter(plus_four)
         norm, settled = norm.scatter(rows, text.filter(plus_four).str.slice(0, 5)), settled.scatter(rows, True)
     rest = (~settled).arg_true()
-    generic = nfc(_dropped(compact.gather(rest).str.to_lowercase(), f"[{dash_class()}]"))
+    generic = nfc(_dropped(lowercase(compact.gather(rest)), f"[{dash_class()}]", "-"))
     norm = norm.scatter(rest, pl.select(pl.when(pl.lit(generic).str.len_bytes() > 0).then(pl.lit(generic))).to_series())
     staged = staged.with_columns_seq(_zip=norm)
     zip_code = pl.col("_zip")
