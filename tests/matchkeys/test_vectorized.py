@@ -16,6 +16,7 @@ from tests.matchkeys.conftest import assert_agrees
 from tests.matchkeys.international import international_texts
 
 from audiencesync.matchkeys import KEYS, match_table, match_value
+from audiencesync.matchkeys.phone_fast import _prefix_rules, _rules_frame
 from audiencesync.samples import generate_customers
 
 ALL_KEYS = [spec.name for spec in KEYS]
@@ -129,6 +130,24 @@ def test_phone_fast_path_matches_phonenumbers_across_regions() -> None:
             values.append(shape)
             countries.append(rnd.choice([region, region, None, "US"]))
     assert_agrees("PHONE", values, countries, None)
+
+
+def test_every_supported_region_has_phone_rules() -> None:
+    """The phone path reads a member's region as its row of rules: a region phonenumbers supports
+    without one would read as no country at all, and its numbers would be sent as bare digits."""
+    assert sorted(_rules_frame().get_column("mr")) == sorted(phonenumbers.SUPPORTED_REGIONS)
+
+
+def test_prefix_rules_give_every_calling_code_its_main_region() -> None:
+    calling = _prefix_rules().get_column("cc").to_list()
+    regions = _rules_frame().get_column("mr").to_list()
+    at = _prefix_rules().get_column("ri").to_list()
+    for code, region_codes in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        digits = str(code)
+        row = {3: 0, 2: 1000, 1: 1100}[len(digits)] + int(digits)
+        assert calling[row] == digits
+        main = region_codes[0]
+        assert (regions[at[row]] if at[row] is not None else None) == (main if main != "001" else None)
 
 
 def test_generated_customers_agree_with_scalar() -> None:

@@ -106,9 +106,35 @@ def _codes_by_prefix() -> dict[str, str]:
     return table
 
 
-def _country_code_of(digits: pl.Expr) -> pl.Expr:
-    """The calling code a number (its digits after `+` or `00`) starts with, as phonenumbers finds it."""
-    return digits.str.slice(0, 3).replace_strict(_codes_by_prefix(), default=None, return_dtype=pl.String)
+_PREFIX_BLOCKS = {3: 0, 2: 1000, 1: 1100}
+"""Where the strings of each length start in `_prefix_rules`: `000`-`999`, then `00`-`99`, then `0`-`9`."""
+
+
+@cache
+def _region_index() -> dict[str, int]:
+    """Region → its row in `_rules_frame`."""
+    return {region: position for position, region in enumerate(_rules_frame().get_column("mr").to_list())}
+
+
+@cache
+def _prefix_rules() -> pl.DataFrame:
+    """For every string of one to three digits (at `_prefix_index`): the calling code it starts with
+    (`cc`) and the `_rules_frame` row of the code's main region (`ri`), null where there is none. A
+    gather from this table costs a third of a `replace_strict` with the same mapping, which builds
+    its hash table on every call."""
+    codes, regions, index = _codes_by_prefix(), _main_regions(), _region_index()
+    prefixes = [f"{value:0{length}d}" for length in _PREFIX_BLOCKS for value in range(10**length)]
+    calling = [codes.get(prefix) for prefix in prefixes]
+    at = [index.get(regions.get(code, "")) if code else None for code in calling]
+    return pl.DataFrame({"cc": calling, "ri": at}, schema={"cc": pl.String, "ri": pl.UInt32})
+
+
+def _prefix_index(digits: pl.Expr) -> pl.Expr:
+    """The `_prefix_rules` row of a number's first three digits (all of them, when it is shorter)."""
+    first = digits.str.slice(0, 3)
+    size = first.str.len_bytes()
+    block = pl.when(size == 2).then(_PREFIX_BLOCKS[2]).when(size == 1).then(_PREFIX_BLOCKS[1]).otherwise(0)
+    return first.cast(pl.UInt32, strict=False) + block.cast(pl.UInt32)
 
 
 def _mask(lengths: object) -> int:
@@ -169,19 +195,17 @@ def _resolved(rows: pl.DataFrame) -> pl.DataFrame:
     """phonenumbers' decisions for candidate rows, each with its own region's metadata: `out` (the
     E.164 digits) or `bad` (a reason), or neither (left to the scalar path).
 
-    Per row: `d` (the digits after `+` or `00`), `intl`, `mr` (the region whose metadata parse uses:
-    the member's for a national number, the calling code's main region for an international one)
-    and `n` (the national number before any trunk prefix). National numbers that start with their
-    country code or the region's IDD are left to the scalar path, as are trunk prefixes other than a
-    plain strip and regions other than the code's main one."""
+    Per row: `d` (the digits after `+` or `00`), `intl`, `ri` (the `_rules_frame` row of the region
+    whose metadata parse uses: the member's for a national number, the calling code's main region for
+    an international one) and `n` (the national number before any trunk prefix). National numbers that
+    start with their country code or the region's IDD are left to the scalar path, as are trunk
+    prefixes other than a plain strip and regions other than the code's main one."""
     rules = _rules_frame()
-    index = {region: position for position, region in enumerate(rules.get_column("mr").to_list())}
-    at = rows.get_column("mr").replace_strict(index, default=None, return_dtype=pl.UInt32)
-    rows = rows.filter(at.is_not_null())
-    at = at.drop_nulls()
-    # Rows carry their region's index `ri` and its small columns; the long patterns stay in `rules`.
+    rows = rows.filter(pl.col("ri").is_not_null())
+    at = rows.get_column("ri")
+    # Rows carry their region's small columns; the long patterns stay in `rules`, read by `ri`.
     rows = rows.with_columns_seq(
-        [rules.get_column(name).gather(at) for name in rules.columns[1:] if name not in _PATTERNS], ri=at
+        [rules.get_column(name).gather(at) for name in rules.columns[1:] if name not in _PATTERNS]
     )
     d, n, trunk = pl.col("d"), pl.col("n"), pl.col("trunk")
     intl = rows.get_column("intl")
@@ -329,10 +353,13 @@ def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     no_digits = (digits.str.len_bytes() == 0).scatter(odd, ~number.gather(odd).str.contains("[0-9]"))
     zeros = double_zero.fill_null(False).arg_true()
     d = digits.scatter(zeros, digits.gather(zeros).str.slice(2)) if len(zeros) else digits
-    regions = {c: phone_region(c) for c in staged.get_column("c").unique().drop_nulls().to_list()}
-    region = staged.get_column("c").replace_strict(regions, default=None, return_dtype=pl.String)
+    # The member's region as its `_rules_frame` row (every region phonenumbers supports has one).
+    index = _region_index()
+    countries = staged.get_column("c")
+    rows_of = {c: index.get(region) for c in countries.unique().drop_nulls().to_list() if (region := phone_region(c))}
+    region = countries.replace_strict(rows_of, default=None, return_dtype=pl.UInt32)
     intl_rows = plus | double_zero
-    national_na = region.is_in(["US", "CA"]) & ~intl_rows
+    national_na = region.is_in([index["US"], index["CA"]]) & ~intl_rows
     lengths = d.str.len_bytes()
     # North American shapes, checked only where they can apply.
     ten = (shaped & national_na & (lengths == 10)).fill_null(False)
@@ -355,14 +382,11 @@ def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     ).to_series()
     rows = candidate.arg_true()
     candidates = staged.select_seq("d", "intl", "region").gather(rows).with_columns_seq(_i=rows)
-    national = candidates.filter(~intl).select_seq("_i", "d", "intl", mr="region", n="d")
-    international = candidates.filter(intl).with_columns_seq(cc=_country_code_of(d))
+    national = candidates.filter(~intl).select_seq("_i", "d", "intl", ri="region", n="d")
+    international = candidates.filter(intl)
+    prefix = _prefix_rules()[international.select_seq(_prefix_index(d)).to_series()]
     international = international.select_seq(
-        "_i",
-        "d",
-        "intl",
-        mr=pl.col("cc").replace_strict(_main_regions(), default=None, return_dtype=pl.String),
-        n=d.str.slice(pl.col("cc").str.len_bytes()),
+        "_i", "d", "intl", ri=prefix.get_column("ri"), n=d.str.slice(prefix.get_column("cc").str.len_bytes())
     )
     candidates = pl.concat([national, international], how="vertical")
     resolved = _resolved(candidates)
