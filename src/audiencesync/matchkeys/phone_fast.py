@@ -202,11 +202,9 @@ def _resolved(rows: pl.DataFrame) -> pl.DataFrame:
     prefixes other than a plain strip and regions other than the code's main one."""
     rules = _rules_frame()
     rows = rows.filter(pl.col("ri").is_not_null())
-    at = rows.get_column("ri")
-    # Rows carry their region's small columns; the long patterns stay in `rules`, read by `ri`.
-    rows = rows.with_columns_seq(
-        [rules.get_column(name).gather(at) for name in rules.columns[1:] if name not in _PATTERNS]
-    )
+    # Rows carry their region's small columns (one gather of them all); the long patterns stay in
+    # `rules`, read by `ri`.
+    rows = rows.hstack(_small_rules()[rows.get_column("ri")].get_columns())
     d, n, trunk = pl.col("d"), pl.col("n"), pl.col("trunk")
     intl = rows.get_column("intl")
     if not intl.all():
@@ -264,6 +262,12 @@ def _resolved(rows: pl.DataFrame) -> pl.DataFrame:
 
 _PATTERNS = ("idd_re", "trunk_re", "general")
 """The rules' regex columns: long texts, looked up by region index (`ri`) rather than copied to rows."""
+
+
+@cache
+def _small_rules() -> pl.DataFrame:
+    """The rules without the region's name and its patterns: what each candidate row carries."""
+    return _rules_frame().drop("mr", *_PATTERNS)
 
 
 def _matches(rows: pl.DataFrame, patterns: str, column: str) -> pl.Series | None:
