@@ -53,6 +53,16 @@ def rows() -> list[dict[str, Any]]:
     return out
 
 
+def customers_csv(tmp_path: Path) -> Path:
+    """`rows()` written as a CSV file, the reference source the warehouse doors are compared with."""
+    path = tmp_path / "customers.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(rows())
+    return path
+
+
 @pytest.fixture(scope="module")
 def pg() -> Iterator[PostgresServer]:
     found = binaries()
@@ -132,11 +142,7 @@ def facebook(emu: Any) -> dict[str, list[dict[str, str]]]:
 def test_a_sync_through_adbc_sends_what_the_same_rows_from_a_csv_and_the_dbapi_path_send(
     tmp_path: Path, emu: Any, pg: PostgresServer
 ) -> None:
-    csv_path = tmp_path / "customers.csv"
-    with csv_path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(rows())
+    csv_path = customers_csv(tmp_path)
     query = "SELECT " + ", ".join(COLUMNS) + " FROM customers"
     cfg = config(
         tmp_path,

@@ -10,7 +10,6 @@ the match keys, the uploader and the emulator over HTTP.
 
 from __future__ import annotations
 
-import csv
 import sys
 import types
 from pathlib import Path
@@ -23,7 +22,7 @@ from audiencesync.config import ConfigError, SourceSettings, load_config, parse_
 from audiencesync.extract.source import QuerySource, SourceError
 from audiencesync.pipeline import sync
 
-from .test_adbc import COLUMNS, facebook, rows, write_config
+from .test_adbc import COLUMNS, customers_csv, facebook, rows, write_config
 
 
 class FakeCursor:
@@ -114,11 +113,7 @@ SOURCE = {
 def test_a_sync_through_databricks_sends_what_the_same_rows_from_a_csv_send(
     tmp_path: Path, emu: Any, warehouse: FakeWarehouse
 ) -> None:
-    csv_path = tmp_path / "customers.csv"
-    with csv_path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(rows())
+    csv_path = customers_csv(tmp_path)
     path = write_config(
         tmp_path,
         emu,

@@ -143,13 +143,12 @@ def _mask(lengths: object) -> int:
 
 @cache
 def _rules_frame() -> pl.DataFrame:
-    """`region_rules` of every region, one row each, for a join on `mr`: patterns anchored as
+    """`region_rules` of every region, one row each (read by row, `ri`): patterns anchored as
     phonenumbers applies them (`idd` and `trunk_re` at the start, `general` whole) and bit masks
     over national number lengths (`possible`, `keeps` its trunk prefix, and one per reason)."""
     rows = [rules for region in sorted(phonenumbers.SUPPORTED_REGIONS) if (rules := region_rules(region))]
     reasons = sorted({reason for rules in rows for reason in rules.reasons.values()})
     trunk_patterns = sorted({t for rules in rows if (t := rules.trunk) and not t.isdigit()})
-    idd_patterns = sorted({i for rules in rows if (i := rules.idd) and not i.isdigit()})
     return pl.DataFrame(
         {
             "mr": [rules.region for rules in rows],
@@ -162,7 +161,6 @@ def _rules_frame() -> pl.DataFrame:
                 f"^(?:{rules.trunk})" if rules.trunk and not rules.trunk.isdigit() else None for rules in rows
             ],
             "trunk_id": [trunk_patterns.index(t) if (t := rules.trunk) in trunk_patterns else None for rules in rows],
-            "idd_id": [idd_patterns.index(i) if (i := rules.idd) in idd_patterns else None for rules in rows],
             "general": [f"^(?:{rules.general})$" if rules.general else None for rules in rows],
             "possible": [_mask(rules.possible) for rules in rows],
             "keeps": [_mask(rules.keeps_trunk) for rules in rows],
@@ -175,7 +173,6 @@ def _rules_frame() -> pl.DataFrame:
             "possible": pl.Int64,
             "keeps": pl.Int64,
             "trunk_id": pl.Int32,
-            "idd_id": pl.Int32,
             **{f"why:{r}": pl.Int64 for r in reasons},
         },
     )
@@ -361,9 +358,9 @@ def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
     index = _region_index()
     countries = staged.get_column("c")
     rows_of = {c: index.get(region) for c in countries.unique().drop_nulls().to_list() if (region := phone_region(c))}
-    region = countries.replace_strict(rows_of, default=None, return_dtype=pl.UInt32)
+    member_ri = countries.replace_strict(rows_of, default=None, return_dtype=pl.UInt32)
     intl_rows = plus | double_zero
-    national_na = region.is_in([index["US"], index["CA"]]) & ~intl_rows
+    national_na = member_ri.is_in([index["US"], index["CA"]]) & ~intl_rows
     lengths = d.str.len_bytes()
     # North American shapes, checked only where they can apply.
     ten = (shaped & national_na & (lengths == 10)).fill_null(False)
@@ -376,17 +373,17 @@ def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
         intl=intl_rows,
         no_digits=no_digits,
         d=d,
-        region=region,
+        member_ri=member_ri,
         _ten=ten,
         _nanp=ten | eleven,
     )
     d, intl, shaped = pl.col("d"), pl.col("intl"), pl.col("shaped")
     candidate = staged.select_seq(
-        shaped & ~pl.col("_nanp") & (d != "") & (intl | pl.col("region").is_not_null())
+        shaped & ~pl.col("_nanp") & (d != "") & (intl | pl.col("member_ri").is_not_null())
     ).to_series()
     rows = candidate.arg_true()
-    candidates = staged.select_seq("d", "intl", "region").gather(rows).with_columns_seq(_i=rows)
-    national = candidates.filter(~intl).select_seq("_i", "d", "intl", ri="region", n="d")
+    candidates = staged.select_seq("d", "intl", "member_ri").gather(rows).with_columns_seq(_i=rows)
+    national = candidates.filter(~intl).select_seq("_i", "d", "intl", ri="member_ri", n="d")
     international = candidates.filter(intl)
     prefix = _prefix_rules()[international.select_seq(_prefix_index(d)).to_series()]
     international = international.select_seq(
@@ -400,7 +397,7 @@ def phone_fast(frame: pl.LazyFrame, ctx: FastContext) -> pl.LazyFrame:
         bad=_scattered(staged.height, at, resolved.get_column("bad")),
     )
     no_digits = pl.col("no_digits")
-    local = shaped & ~intl & pl.col("region").is_null()
+    local = shaped & ~intl & pl.col("member_ri").is_null()
     raw = d.str.strip_chars_start("0")
     norm = (
         pl.when(pl.col("_nanp"))
